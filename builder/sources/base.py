@@ -1,0 +1,89 @@
+"""Common types of the parent-sample sources.
+
+A *source* is read in *chunks* (a Parquet row group, a batch of FITS files). The builder scans
+every chunk once to learn ids and catalog values (validating each record), plans the shards, then
+each shard task reads back only the rows it needs with :meth:`ParentSource.read`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass
+class ParentRecord:
+    """One parent galaxy.
+
+    Attributes
+    ----------
+    galaxy_id : str
+        Unique id of the galaxy (the shard key derives from it).
+    stamp_nmgy : np.ndarray
+        float32 (3, 64, 64) g, r, z image in nanomaggies per pixel (0.262 arcsec pixels).
+    catalog : dict[str, float]
+        ``ra``, ``dec`` (deg), ``psfsize_g/r/z`` (PSF FWHM, arcsec), ``psfdepth_g/r/z``
+        (point-source inverse variance, 1/nanomaggy^2).
+    location : str
+        Human-readable origin, e.g. ``parents.parquet:rg=3:row=17`` (used in rejects files).
+    chunk : int
+        Index of the chunk the record came from.
+    row : int
+        Position of the record inside its chunk.
+    psf_images : np.ndarray or None
+        Optional (3, K, K) per-band PSF images (unit sum, K odd) supplied by the input.
+    """
+
+    galaxy_id: str
+    stamp_nmgy: np.ndarray
+    catalog: dict[str, float]
+    location: str
+    chunk: int = 0
+    row: int = 0
+    psf_images: np.ndarray | None = None
+
+
+@dataclass
+class Rejection:
+    """A parent galaxy (or row) that was refused, with the reason; written to ``rejects.jsonl``."""
+
+    galaxy_id: str
+    location: str
+    reason: str
+    stage: str = "read"  # read | scan | plan | inject
+    detail: str = ""
+
+    def to_json(self) -> dict:
+        return {"galaxy_id": self.galaxy_id, "location": self.location, "reason": self.reason,
+                "stage": self.stage, "detail": self.detail}
+
+
+@dataclass
+class SourceInfo:
+    """What a source reports about itself for the manifest and the config fingerprint."""
+
+    kind: str
+    path: str
+    n_chunks: int
+    extra: dict = field(default_factory=dict)
+
+
+class ParentSource(Protocol):
+    """Protocol every parent source implements.
+
+    ``read_chunk(i)`` yields every record of chunk ``i`` in a fixed order, or a
+    :class:`Rejection` for a row that cannot be decoded or fails validation. ``read(i, rows)``
+    yields the same for only the given rows of chunk ``i``, in the given order. Both must be
+    deterministic and must not hold more than one chunk in memory.
+    """
+
+    def info(self) -> SourceInfo: ...
+
+    def n_chunks(self) -> int: ...
+
+    def read_chunk(self, chunk: int) -> Iterator[ParentRecord | Rejection]: ...
+
+    def read(self, chunk: int, rows: Sequence[int]) -> Iterator[ParentRecord | Rejection]: ...

@@ -1,0 +1,115 @@
+"""Validation of parent records: every bad input becomes a named rejection reason.
+
+Reasons (stable strings, counted in the manifest):
+``corrupt_stamp``, ``bad_shape``, ``missing_band``, ``nonfinite_pixels``, ``zero_band``,
+``missing_catalog``, ``nonfinite_catalog``, ``bad_psfsize``, ``bad_psfdepth``,
+``duplicate_galaxy_id``, ``unreadable_file``, ``bad_galaxy_id``, ``injection_failed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from shards.schema import BANDS, CATALOG_FIELDS, STAMP_SHAPE
+
+REASONS: tuple[str, ...] = (
+    "corrupt_stamp",
+    "bad_shape",
+    "missing_band",
+    "nonfinite_pixels",
+    "zero_band",
+    "missing_catalog",
+    "nonfinite_catalog",
+    "bad_psfsize",
+    "bad_psfdepth",
+    "duplicate_galaxy_id",
+    "unreadable_file",
+    "bad_galaxy_id",
+    "injection_failed",
+)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Plausibility limits for catalog values.
+
+    Attributes
+    ----------
+    psfsize_arcsec : tuple[float, float]
+        Accepted PSF FWHM range in arcsec (DR10 typical 1.1-1.6; default 0.5-4.0).
+    psfdepth_invnmgy2 : tuple[float, float]
+        Accepted point-source inverse variance range, 1/nanomaggy^2. 1 corresponds to a
+        5-sigma depth of 20.75 mag, 1e6 to 35.75 mag; DR10 is ~ 1e2-1e4.
+    """
+
+    psfsize_arcsec: tuple[float, float] = (0.5, 4.0)
+    psfdepth_invnmgy2: tuple[float, float] = (1.0, 1.0e6)
+
+
+class BadRecord(Exception):
+    """Raised by the checks below; ``reason`` is one of :data:`REASONS`."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        assert reason in REASONS, reason
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+def check_stamp(stamp: np.ndarray) -> np.ndarray:
+    """Return the stamp as C-contiguous float32 (3, 64, 64) or raise :class:`BadRecord`."""
+    arr = np.asarray(stamp)
+    if arr.shape != STAMP_SHAPE:
+        raise BadRecord("bad_shape", f"expected {STAMP_SHAPE}, got {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise BadRecord("corrupt_stamp", f"expected floating pixels, got {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad = [BANDS[b] for b in range(arr.shape[0]) if not finite[b].all()]
+        raise BadRecord("nonfinite_pixels", f"NaN/inf pixels in band(s) {','.join(bad)}")
+    for b, band in enumerate(BANDS):
+        if not np.any(arr[b]):
+            raise BadRecord("zero_band", f"band {band} is all zero")
+    return arr
+
+
+def check_catalog(catalog: Mapping[str, object], limits: Limits = Limits()) -> dict[str, float]:
+    """Return the catalog values as floats or raise :class:`BadRecord`."""
+    out: dict[str, float] = {}
+    for name in CATALOG_FIELDS:
+        if name not in catalog or catalog[name] is None:
+            raise BadRecord("missing_catalog", f"no value for {name}")
+        try:
+            v = float(catalog[name])  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise BadRecord("nonfinite_catalog", f"{name}={catalog[name]!r} is not a number") from None
+        if not np.isfinite(v):
+            raise BadRecord("nonfinite_catalog", f"{name}={v}")
+        out[name] = v
+    lo, hi = limits.psfsize_arcsec
+    for b in BANDS:
+        v = out[f"psfsize_{b}"]
+        if not lo <= v <= hi:
+            raise BadRecord("bad_psfsize", f"psfsize_{b}={v} arcsec outside [{lo}, {hi}]")
+    lo, hi = limits.psfdepth_invnmgy2
+    for b in BANDS:
+        v = out[f"psfdepth_{b}"]
+        if not lo <= v <= hi:
+            raise BadRecord("bad_psfdepth", f"psfdepth_{b}={v} 1/nmgy^2 outside [{lo}, {hi}]")
+    if not (-90.0 <= out["dec"] <= 90.0):
+        raise BadRecord("nonfinite_catalog", f"dec={out['dec']} outside [-90, 90]")
+    return out
+
+
+def check_galaxy_id(galaxy_id: object) -> str:
+    """Return the id as a non-empty string or raise :class:`BadRecord`."""
+    if galaxy_id is None:
+        raise BadRecord("bad_galaxy_id", "missing galaxy id")
+    gid = str(galaxy_id).strip()
+    if not gid or gid.lower() in {"nan", "none"}:
+        raise BadRecord("bad_galaxy_id", f"unusable galaxy id {galaxy_id!r}")
+    return gid

@@ -1,0 +1,150 @@
+"""Typed config dataclasses from YAML/dicts, validated at the edge with messages naming the key.
+
+Used by both ``builder`` and ``train`` so that every config error reads the same way:
+``config error: injection.theta_e_arcsec: low must be > 0 (got -1.0)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """An invalid or unknown configuration value; ``key`` is the dotted path of the offender."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        super().__init__(f"{key}: {message}" if key else message)
+
+
+def check(cond: bool, key: str, message: str) -> None:
+    """Raise :class:`ConfigError` for ``key`` unless ``cond`` holds."""
+    if not cond:
+        raise ConfigError(key, message)
+
+
+def check_range(pair: Any, key: str, lo: float | None = None, hi: float | None = None) -> None:
+    """Validate a ``[low, high]`` pair: two finite numbers, low <= high, inside [lo, hi]."""
+    check(
+        isinstance(pair, list | tuple) and len(pair) == 2,
+        key,
+        f"expected [low, high], got {pair!r}",
+    )
+    a, b = (float(x) for x in pair)
+    check(a <= b, key, f"low must be <= high (got {list(pair)})")
+    if lo is not None:
+        check(a >= lo, key, f"low must be >= {lo} (got {a})")
+    if hi is not None:
+        check(b <= hi, key, f"high must be <= {hi} (got {b})")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(key, f"expected a mapping, got {type(value).__name__}")
+        return from_mapping(tp, value, key)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, args[0], key)
+    if origin in (tuple, list):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(key, f"expected a list, got {value!r}")
+        args = typing.get_args(tp)
+        inner = args[0] if args else Any
+        out = [_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(out) if origin is tuple else out
+    if origin is dict or tp is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(key, f"expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(key, f"expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+            raise ConfigError(key, f"expected an integer, got {value!r}")
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ConfigError(key, f"expected a number, got {value!r}")
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(key, f"expected a number, got {value!r}") from None
+    if tp is str:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ConfigError(key, f"expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def from_mapping(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
+    """Build dataclass ``cls`` from ``data``; unknown keys and wrong types raise ConfigError.
+
+    Nested dataclass fields are built recursively; missing keys take the dataclass default.
+    After construction ``validate()`` is called if the class defines it.
+    """
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        where = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
+        raise ConfigError(where, f"unknown key (valid keys: {', '.join(sorted(names))})")
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{prefix}.{name}" if prefix else name
+        kwargs[name] = _coerce(value, hints[name], key)
+    obj = cls(**kwargs)
+    validate = getattr(obj, "validate", None)
+    if callable(validate):
+        validate(prefix)
+    return obj
+
+
+def to_dict(obj: Any) -> Any:
+    """Dataclass -> plain JSON/YAML-serialisable dict (tuples become lists)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, list | tuple):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; a missing file or bad YAML raises ConfigError naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("", f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError("", f"cannot parse YAML {p}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError("", f"config file {p} must hold a mapping at top level")
+    return data
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge: values in ``override`` win; nested mappings merge."""
+    out = dict(base)
+    for k, v in override.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out

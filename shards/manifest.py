@@ -1,0 +1,149 @@
+"""The dataset manifest (``OUT/manifest.json``): what was built, from what, and how to check it.
+
+The manifest is the single source of truth for readers: the trainer takes its shard list and
+expected sample counts from here, ``builder verify`` checks every shard against it. It is written
+atomically and contains no timestamps, so an interrupted-and-resumed build produces a manifest
+byte-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shards.atomic import atomic_write_text
+from shards.schema import SCHEMA_VERSION, SPLITS
+
+MANIFEST_NAME = "manifest.json"
+REJECTS_NAME = "rejects.jsonl"
+
+
+class ManifestError(ValueError):
+    """Missing, unreadable or inconsistent manifest."""
+
+
+@dataclass
+class ShardEntry:
+    """One shard as recorded in the manifest (``path`` is relative to the dataset root)."""
+
+    path: str
+    split: str
+    index: int
+    n_samples: int
+    n_pos: int
+    n_neg: int
+    sha256: str
+    bytes: int
+    n_planned: int = 0
+    n_rejected: int = 0
+
+
+@dataclass
+class Manifest:
+    """Contents of ``manifest.json``.
+
+    Attributes
+    ----------
+    schema_version : int
+        Version of the shard format (:data:`shards.schema.SCHEMA_VERSION`).
+    status : str
+        ``"complete"`` once every shard is written, ``"building"`` before.
+    config : dict
+        The full resolved build configuration.
+    config_sha256 : str
+        Fingerprint of ``config`` plus the input description; a rerun with another fingerprint
+        into the same directory is refused unless told to overwrite.
+    seed : int
+        Master seed of the build.
+    versions : dict
+        Package versions used (numpy, galsim, lenstronomy, webdataset, ...).
+    source : dict
+        Description of the parent sample (kind, path, chunks).
+    shards : list[ShardEntry]
+        Every shard, sorted by split then index.
+    splits : dict
+        Per-split totals: n_samples, n_pos, n_neg, n_shards.
+    rejections : dict
+        Counts by reason and stage; the rows are in ``rejects.jsonl``.
+    injection : dict
+        Draw statistics: accepted, failed draws by reason, redraws.
+    matching : dict
+        Per split, KS statistic and p-value between hosts and controls for r-band flux,
+        psfsize_r and psfdepth_r after the acceptance cuts.
+    controls : str
+        ``"unpaired"`` (default) or ``"paired"`` (ablation only).
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    status: str = "building"
+    config: dict[str, Any] = field(default_factory=dict)
+    config_sha256: str = ""
+    seed: int = 0
+    versions: dict[str, str] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
+    controls: str = "unpaired"
+    shards: list[ShardEntry] = field(default_factory=list)
+    splits: dict[str, dict[str, int]] = field(default_factory=dict)
+    rejections: dict[str, Any] = field(default_factory=dict)
+    injection: dict[str, Any] = field(default_factory=dict)
+    matching: dict[str, Any] = field(default_factory=dict)
+
+    # ---------------------------------------------------------------- queries
+    def shards_for(self, split: str) -> list[ShardEntry]:
+        """Shards of one split, in index order."""
+        if split not in SPLITS:
+            raise ManifestError(f"unknown split {split!r} (expected one of {', '.join(SPLITS)})")
+        return sorted((s for s in self.shards if s.split == split), key=lambda s: s.index)
+
+    def expected(self, split: str) -> int:
+        """Number of samples the split holds according to the manifest."""
+        return sum(s.n_samples for s in self.shards_for(split))
+
+    def recompute_splits(self) -> None:
+        """Recompute the per-split totals from the shard list."""
+        self.splits = {}
+        for split in SPLITS:
+            entries = [s for s in self.shards if s.split == split]
+            self.splits[split] = {
+                "n_shards": len(entries),
+                "n_samples": sum(s.n_samples for s in entries),
+                "n_pos": sum(s.n_pos for s in entries),
+                "n_neg": sum(s.n_neg for s in entries),
+            }
+
+    # ---------------------------------------------------------------- I/O
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["shards"] = [asdict(s) for s in sorted(self.shards, key=lambda s: (s.split, s.index))]
+        return json.dumps(d, indent=1, sort_keys=True, allow_nan=False) + "\n"
+
+    def save(self, root: str | Path) -> Path:
+        """Write ``root/manifest.json`` atomically."""
+        path = Path(root) / MANIFEST_NAME
+        atomic_write_text(path, self.to_json())
+        return path
+
+    @classmethod
+    def load(cls, root: str | Path) -> Manifest:
+        """Read ``root/manifest.json`` (``root`` may also be the manifest file itself)."""
+        path = Path(root)
+        if path.is_dir():
+            path = path / MANIFEST_NAME
+        if not path.is_file():
+            raise ManifestError(f"no manifest at {path} (is this a dataset built by `builder`?)")
+        try:
+            d = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ManifestError(f"{path}: unreadable manifest ({exc})") from None
+        if d.get("schema_version") != SCHEMA_VERSION:
+            raise ManifestError(
+                f"{path}: schema version {d.get('schema_version')} unsupported "
+                f"(this code reads {SCHEMA_VERSION})"
+            )
+        try:
+            d["shards"] = [ShardEntry(**s) for s in d.get("shards", [])]
+            return cls(**d)
+        except TypeError as exc:
+            raise ManifestError(f"{path}: malformed manifest ({exc})") from None

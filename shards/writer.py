@@ -1,0 +1,249 @@
+"""The one shard writer: deterministic, atomic tar shards via webdataset's ``TarWriter``.
+
+A shard is written under a temporary name while its sha256 is computed on the fly; on close an
+offset index (``X.idx.json``) is written beside it and the tar is renamed into place. Fixed mtime,
+owner and mode make the same samples give byte-identical shards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import webdataset as wds
+
+from shards.atomic import atomic_write_text, tmp_path_for
+from shards.schema import (
+    ARC_SUFFIX,
+    IMAGE_SUFFIX,
+    LABEL_SUFFIX,
+    META_SUFFIX,
+    SCHEMA_VERSION,
+    STAMP_SHAPE,
+    index_name,
+    is_valid_key,
+)
+
+TAR_MTIME = 946684800  # 2000-01-01T00:00:00Z, fixed so shards are reproducible
+TAR_USER = "lensfinder"
+TAR_MODE = 0o444
+STORAGE_DTYPES = ("float32", "float16")
+
+
+@dataclass
+class Sample:
+    """One sample to write.
+
+    Attributes
+    ----------
+    key : str
+        Sample key (see :func:`shards.schema.make_key`).
+    image_nmgy : np.ndarray
+        (3, 64, 64) g, r, z image in nanomaggies.
+    meta : dict
+        JSON-serialisable metadata (galaxy_id, split, role, label, catalog values, injection).
+    label : int
+        1 for a host with an injected arc, 0 for a control.
+    arc_nmgy : np.ndarray or None
+        Optional noiseless arc model, stored as ``KEY.arc.npy``.
+    """
+
+    key: str
+    image_nmgy: np.ndarray
+    meta: dict[str, Any]
+    label: int
+    arc_nmgy: np.ndarray | None = None
+
+
+@dataclass
+class ShardInfo:
+    """What the writer knows about a finished shard (goes into the manifest)."""
+
+    path: str
+    n_samples: int = 0
+    n_pos: int = 0
+    n_neg: int = 0
+    sha256: str = ""
+    bytes: int = 0
+    keys: list[str] = field(default_factory=list)
+
+
+def npy_bytes(arr: np.ndarray) -> bytes:
+    """Serialise an array as ``.npy`` (format 1.0, no pickle)."""
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.ascontiguousarray(arr), version=(1, 0), allow_pickle=False)
+    return buf.getvalue()
+
+
+def json_bytes(meta: Mapping[str, Any]) -> bytes:
+    """Serialise metadata deterministically (sorted keys, no NaN)."""
+    return json.dumps(meta, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def encode_sample(sample: Sample, dtype: str = "float32") -> dict[str, Any]:
+    """Encode a :class:`Sample` into the webdataset dict of member bytes.
+
+    Raises
+    ------
+    ValueError
+        If the key, shape, label or pixel values are invalid (nothing corrupt is ever written).
+    """
+    if dtype not in STORAGE_DTYPES:
+        raise ValueError(f"storage dtype must be one of {STORAGE_DTYPES}, got {dtype!r}")
+    if not is_valid_key(sample.key):
+        raise ValueError(f"invalid sample key {sample.key!r}")
+    img = np.asarray(sample.image_nmgy)
+    if img.shape != STAMP_SHAPE:
+        raise ValueError(f"{sample.key}: image shape {img.shape} != {STAMP_SHAPE}")
+    img = img.astype(dtype)
+    if not np.isfinite(img).all():
+        raise ValueError(f"{sample.key}: non-finite pixels (in {dtype} storage)")
+    if sample.label not in (0, 1):
+        raise ValueError(f"{sample.key}: label must be 0 or 1, got {sample.label!r}")
+    if int(sample.meta.get("label", sample.label)) != sample.label:
+        raise ValueError(f"{sample.key}: metadata label disagrees with label")
+    out: dict[str, Any] = {
+        "__key__": sample.key,
+        IMAGE_SUFFIX: npy_bytes(img),
+        META_SUFFIX: json_bytes(sample.meta),
+        LABEL_SUFFIX: str(int(sample.label)).encode(),
+    }
+    if sample.arc_nmgy is not None:
+        arc = np.asarray(sample.arc_nmgy, dtype=dtype)
+        if arc.shape != STAMP_SHAPE:
+            raise ValueError(f"{sample.key}: arc shape {arc.shape} != {STAMP_SHAPE}")
+        out[ARC_SUFFIX] = npy_bytes(arc)
+    return out
+
+
+class _HashingFile(io.RawIOBase):
+    """Write-through file wrapper that hashes and counts bytes."""
+
+    def __init__(self, fh):
+        self.fh = fh
+        self.h = hashlib.sha256()
+        self.n = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        self.h.update(b)
+        self.n += len(b)
+        return self.fh.write(b)
+
+
+def build_index(tar_path: str | Path, sha256: str) -> dict[str, Any]:
+    """Offset index of a shard: for each sample, (header offset, data offset, size) per member.
+
+    Computed with :mod:`tarfile` from the written file, so it is exactly what tar itself sees.
+    """
+    samples: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+    with tarfile.open(tar_path, "r:") as tf:
+        for m in tf:
+            key, _, suffix = m.name.partition(".")
+            if current is None or current["key"] != key:
+                current = {"key": key, "members": {}}
+                samples.append(current)
+            current["members"][suffix] = [m.offset, m.offset_data, m.size]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tar_sha256": sha256,
+        "tar_bytes": os.path.getsize(tar_path),
+        "n_samples": len(samples),
+        "samples": samples,
+    }
+
+
+class ShardWriter:
+    """Write one shard atomically.
+
+    Use as a context manager; samples go to ``.NAME.tmp-PID`` and the shard appears under its
+    final name (together with its offset index) only when the block exits without error.
+
+    Parameters
+    ----------
+    path : str or Path
+        Final ``.tar`` path.
+    dtype : str
+        Storage dtype of images, ``float32`` (default) or ``float16``.
+    """
+
+    def __init__(self, path: str | Path, dtype: str = "float32"):
+        self.path = Path(path)
+        if self.path.suffix != ".tar":
+            raise ValueError(f"shard path must end in .tar: {self.path}")
+        self.dtype = dtype
+        self.info = ShardInfo(path=str(self.path))
+        self._tmp = tmp_path_for(self.path)
+        self._fh = None
+        self._hf: _HashingFile | None = None
+        self._tw: wds.TarWriter | None = None
+        self._seen: set[str] = set()
+
+    def __enter__(self) -> ShardWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self._tmp, "wb")
+        try:
+            self._hf = _HashingFile(self._fh)
+            self._tw = wds.TarWriter(
+                self._hf,
+                user=TAR_USER,
+                group=TAR_USER,
+                mode=TAR_MODE,
+                encoder=False,
+                mtime=TAR_MTIME,  # webdataset's default format: plain POSIX ustar
+            )
+        except BaseException:
+            self._fh.close()
+            self._tmp.unlink(missing_ok=True)
+            raise
+        return self
+
+    def write(self, sample: Sample) -> None:
+        """Encode and append one sample (duplicate keys within a shard raise ValueError)."""
+        assert self._tw is not None, "use ShardWriter as a context manager"
+        if sample.key in self._seen:
+            raise ValueError(f"duplicate key {sample.key} in {self.path.name}")
+        encoded = encode_sample(sample, self.dtype)
+        self._tw.write(encoded)
+        self._seen.add(sample.key)
+        self.info.keys.append(sample.key)
+        self.info.n_samples += 1
+        self.info.n_pos += int(sample.label == 1)
+        self.info.n_neg += int(sample.label == 0)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        assert self._tw is not None and self._fh is not None and self._hf is not None
+        try:
+            self._tw.close()  # closes the tar stream (writes end blocks), not our file
+            if exc_type is None:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+        finally:
+            self._fh.close()
+        if exc_type is not None:
+            self._tmp.unlink(missing_ok=True)
+            return
+        self.info.sha256 = self._hf.h.hexdigest()
+        self.info.bytes = self._hf.n
+        index = build_index(self._tmp, self.info.sha256)
+        atomic_write_text(index_name(str(self.path)), json.dumps(index, separators=(",", ":")))
+        os.replace(self._tmp, self.path)
+
+
+def write_shard(path: str | Path, samples: Iterable[Sample], dtype: str = "float32") -> ShardInfo:
+    """Write ``samples`` to the shard ``path`` atomically and return its :class:`ShardInfo`."""
+    with ShardWriter(path, dtype=dtype) as w:
+        for s in samples:
+            w.write(s)
+    return w.info
