@@ -23,9 +23,15 @@ def fake_image(rng: np.random.Generator, label: int, ring_amp: float = 0.5) -> n
     yy, xx = np.mgrid[:64, :64] - 31.5
     r = np.hypot(xx, yy)
     galaxy = np.exp(-r / 3.0)
-    img = rng.normal(0.0, 0.05, size=(3, 64, 64)) + galaxy * np.array([0.5, 1.0, 1.5])[:, None, None]
+    img = (
+        rng.normal(0.0, 0.05, size=(3, 64, 64)) + galaxy * np.array([0.5, 1.0, 1.5])[:, None, None]
+    )
     if label:
-        img += ring_amp * np.exp(-0.5 * ((r - 8.0) / 1.2) ** 2) * np.array([1.0, 0.8, 0.6])[:, None, None]
+        img += (
+            ring_amp
+            * np.exp(-0.5 * ((r - 8.0) / 1.2) ** 2)
+            * np.array([1.0, 0.8, 0.6])[:, None, None]
+        )
     return img.astype(np.float32)
 
 
@@ -52,16 +58,32 @@ def make_tiny_dataset(
                 catalog = {k: 0.0 for k in CATALOG_FIELDS}
                 catalog.update({f"psfsize_{b}": 1.3 for b in "grz"})
                 catalog.update({f"psfdepth_{b}": 300.0 for b in "grz"})
-                meta = {"galaxy_id": galaxy_id, "split": split, "label": label,
-                        "role": "host" if label else "control", **catalog}
-                samples.append(Sample(make_key(galaxy_id), fake_image(rng, label, ring_amp),
-                                      meta, label))
+                meta = {
+                    "galaxy_id": galaxy_id,
+                    "split": split,
+                    "label": label,
+                    "role": "host" if label else "control",
+                    **catalog,
+                }
+                samples.append(
+                    Sample(make_key(galaxy_id), fake_image(rng, label, ring_amp), meta, label)
+                )
             gid += n
             rel = shard_name(split, index)
             info = write_shard(root / rel, samples)
-            manifest.shards.append(ShardEntry(
-                path=rel, split=split, index=index, n_samples=info.n_samples, n_pos=info.n_pos,
-                n_neg=info.n_neg, sha256=info.sha256, bytes=info.bytes, n_planned=n))
+            manifest.shards.append(
+                ShardEntry(
+                    path=rel,
+                    split=split,
+                    index=index,
+                    n_samples=info.n_samples,
+                    n_pos=info.n_pos,
+                    n_neg=info.n_neg,
+                    sha256=info.sha256,
+                    bytes=info.bytes,
+                    n_planned=n,
+                )
+            )
     manifest.recompute_splits()
     manifest.save(root)
     return manifest

@@ -1,0 +1,343 @@
+"""Orchestration of ``builder make-shards``: scan -> plan -> shard tasks -> manifest.
+
+Crash safety and resume: every shard is written under a temporary name and renamed when complete;
+a per-task summary is written after it, and the manifest (status ``building``) is rewritten
+atomically after each finished shard. A rerun with the same config keeps each shard whose file
+sha256 matches both the manifest and its summary, rebuilds everything else, and ends with bytes
+identical to an uninterrupted build. A rerun with a different config is refused unless
+``overwrite`` is set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from builder.config import BuildConfig
+from builder.matching import matching_report
+from builder.plan import Plan, ShardTask, plan_build
+from builder.scan import scan_source
+from builder.sources.base import Rejection
+from builder.sources.open import SourceSpec, open_source
+from builder.tasks import TASKS_DIR, TaskSummary, load_summary, run_task, summary_path
+from builder.validate import Limits
+from shards.atomic import atomic_open, remove_stale_tmp
+from shards.manifest import MANIFEST_NAME, REJECTS_NAME, Manifest, ManifestError, ShardEntry
+from shards.schema import SPLITS
+
+VERSIONED_PACKAGES = (
+    "numpy",
+    "scipy",
+    "galsim",
+    "lenstronomy",
+    "webdataset",
+    "pyarrow",
+    "astropy",
+    "speclite",
+    "lensfinder-data",
+)
+
+
+class BuildError(RuntimeError):
+    """A build that cannot proceed (config clash, too many rejections...); message is for users."""
+
+
+@dataclass
+class BuildOptions:
+    """Run-time options that do not change the output bytes."""
+
+    workers: int = 1
+    overwrite: bool = False
+    progress: bool = True
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in VERSIONED_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def file_sha256(path: Path, bufsize: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(bufsize):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def prepare_source(cfg: BuildConfig, out_dir: Path, options: BuildOptions) -> SourceSpec:
+    """Resolve the configured input to a :class:`SourceSpec`, rendering the synthetic sky if needed."""
+    inp = cfg.input
+    if inp.kind == "synthetic":
+        from builder.sources.synthetic import write_synthetic_parquet
+
+        path = out_dir / "parents" / "synthetic.parquet"
+        stamp = out_dir / "parents" / "synthetic.json"
+        want = json.dumps(
+            {
+                "n": inp.n_synthetic,
+                "seed": cfg.seed,
+                "row_group_size": inp.synthetic_row_group_size,
+                "synth": cfg.to_dict()["input"]["synth"],
+            },
+            sort_keys=True,
+        )
+        if not (path.is_file() and stamp.is_file() and stamp.read_text() == want):
+            if options.progress:
+                print(f"builder: rendering {inp.n_synthetic} synthetic parent galaxies -> {path}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_synthetic_parquet(
+                path,
+                inp.n_synthetic,
+                cfg.seed,
+                inp.synth,
+                row_group_size=inp.synthetic_row_group_size,
+            )
+            with atomic_open(stamp, "w") as fh:
+                fh.write(want)
+        return SourceSpec("parquet", str(path), inp.parquet)
+    if inp.kind == "parquet":
+        return SourceSpec("parquet", str(Path(inp.path)), inp.parquet)
+    return SourceSpec("fits", str(Path(inp.path)), inp.fits)
+
+
+def source_description(spec: SourceSpec) -> dict[str, Any]:
+    """What identifies the input in the fingerprint: kind, resolved path and size (no mtime)."""
+    p = Path(spec.path)
+    if p.is_file():
+        size = p.stat().st_size
+    else:
+        size = sum(f.stat().st_size for f in sorted(p.rglob("*")) if f.is_file())
+    info = open_source(spec).info()
+    return {
+        "kind": spec.kind,
+        "path": p.name,
+        "bytes": size,
+        "n_chunks": info.n_chunks,
+        "extra": info.extra,
+    }
+
+
+def _check_existing(out_dir: Path, fingerprint: str, overwrite: bool) -> Manifest | None:
+    """Return the existing manifest to resume from, or None; refuse a config clash."""
+    mpath = out_dir / MANIFEST_NAME
+    if not mpath.exists():
+        return None
+    try:
+        old = Manifest.load(out_dir)
+    except ManifestError:
+        old = None
+    if old is not None and old.config_sha256 == fingerprint:
+        return old
+    if not overwrite:
+        raise BuildError(
+            f"{out_dir} already holds a dataset built with a different config or input "
+            f"(fingerprint {old.config_sha256[:12] if old else 'unreadable'} != {fingerprint[:12]}); "
+            "use --overwrite to replace it or choose another --out"
+        )
+    for split in SPLITS:
+        shutil.rmtree(out_dir / split, ignore_errors=True)
+    shutil.rmtree(out_dir / TASKS_DIR, ignore_errors=True)
+    for name in (MANIFEST_NAME, REJECTS_NAME):
+        (out_dir / name).unlink(missing_ok=True)
+    return None
+
+
+def _reusable(out_dir: Path, task: ShardTask, old: Manifest | None) -> TaskSummary | None:
+    """The summary of a finished shard that can be kept as is, else None."""
+    if old is None:
+        return None
+    entry = next((s for s in old.shards if s.split == task.split and s.index == task.index), None)
+    summary = load_summary(summary_path(out_dir, task))
+    shard = out_dir / (entry.path if entry else "")
+    if entry is None or summary is None or not shard.is_file():
+        return None
+    if summary.sha256 != entry.sha256 or summary.n_planned != len(task.samples):
+        return None
+    if file_sha256(shard) != entry.sha256:
+        return None
+    return summary
+
+
+def _entry(s: TaskSummary) -> ShardEntry:
+    return ShardEntry(
+        path=s.path,
+        split=s.split,
+        index=s.index,
+        n_samples=s.n_samples,
+        n_pos=s.n_pos,
+        n_neg=s.n_neg,
+        sha256=s.sha256,
+        bytes=s.bytes,
+        n_planned=s.n_planned,
+        n_rejected=len(s.rejections),
+    )
+
+
+def _run_task_args(args: tuple) -> TaskSummary:
+    return run_task(*args)
+
+
+def write_rejects(out_dir: Path, rejects: list[dict[str, str]]) -> None:
+    """Write ``rejects.jsonl`` atomically (one JSON object per rejected parent)."""
+    with atomic_open(out_dir / REJECTS_NAME, "w") as fh:
+        for r in rejects:
+            fh.write(json.dumps(r, sort_keys=True) + "\n")
+
+
+def _finalise(
+    manifest: Manifest,
+    plan: Plan,
+    scan_rejections: list[Rejection],
+    summaries: list[TaskSummary],
+    out_dir: Path,
+) -> None:
+    """Fill totals, rejections, injection stats and matching; write rejects file."""
+    summaries = sorted(summaries, key=lambda s: (SPLITS.index(s.split), s.index))
+    rejects = [r.to_json() for r in scan_rejections] + [r.to_json() for r in plan.rejections]
+    for s in summaries:
+        rejects.extend(s.rejections)
+    write_rejects(out_dir, rejects)
+    by_reason = Counter(r["reason"] for r in rejects)
+    by_stage = Counter(r["stage"] for r in rejects)
+    manifest.rejections = {
+        "n_parents": plan.n_parents,
+        "total": len(rejects),
+        "fraction": round(len(rejects) / max(plan.n_parents, 1), 6),
+        "by_reason": dict(sorted(by_reason.items())),
+        "by_stage": dict(sorted(by_stage.items())),
+        "file": REJECTS_NAME,
+    }
+    failed = Counter()
+    for s in summaries:
+        failed.update(s.failed_draws)
+    manifest.injection = {
+        "hosts_planned": sum(plan.assignment[sp].get("host", 0) for sp in SPLITS),
+        "hosts_accepted": sum(s.accepted for s in summaries),
+        "hosts_failed": by_reason.get("injection_failed", 0),
+        "draws": sum(s.draws for s in summaries),
+        "failed_draws_by_reason": dict(sorted(failed.items())),
+    }
+    manifest.matching = {
+        sp: matching_report(row for s in summaries if s.split == sp for row in s.match_rows)
+        for sp in SPLITS
+    }
+    manifest.shards = [_entry(s) for s in summaries]
+    manifest.recompute_splits()
+    manifest.status = "complete"
+
+
+def make_shards(
+    cfg: BuildConfig, out_dir: str | Path, options: BuildOptions | None = None
+) -> Manifest:
+    """Build (or resume) the dataset in ``out_dir`` and return its manifest.
+
+    Raises
+    ------
+    BuildError
+        On a config clash with an existing build or when too many inputs are rejected.
+    """
+    options = options or BuildOptions()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(out_dir)
+    spec = prepare_source(cfg, out_dir, options)
+    src_desc = source_description(spec)
+    fingerprint = cfg.fingerprint(src_desc)
+    old = _check_existing(out_dir, fingerprint, options.overwrite)
+    limits = Limits(tuple(cfg.rejects.psfsize_arcsec), tuple(cfg.rejects.psfdepth_invnmgy2))
+
+    pool = ProcessPoolExecutor(options.workers) if options.workers > 1 else None
+    map_fn: Callable = pool.map if pool else map
+    try:
+        scan = scan_source(spec, limits, map_fn=map_fn, max_parents=cfg.max_parents)
+        plan = plan_build(scan, cfg)
+        early = list(scan.rejections) + list(plan.rejections)
+        if len(early) / max(plan.n_parents, 1) > cfg.rejects.max_reject_fraction:
+            write_rejects(out_dir, [r.to_json() for r in early])
+        _check_reject_fraction(len(early), plan.n_parents, cfg, early)
+
+        manifest = Manifest(
+            config=cfg.to_dict(),
+            config_sha256=fingerprint,
+            seed=cfg.seed,
+            versions=package_versions(),
+            source=src_desc,
+            controls=cfg.splits.controls,
+        )
+        summaries: dict[tuple[str, int], TaskSummary] = {}
+        todo: list[ShardTask] = []
+        for task in plan.tasks:
+            kept = _reusable(out_dir, task, old)
+            if kept is not None:
+                summaries[(task.split, task.index)] = kept
+            else:
+                todo.append(task)
+        manifest.shards = [_entry(s) for s in summaries.values()]
+        manifest.save(out_dir)
+        if options.progress and summaries:
+            print(
+                f"builder: resuming: {len(summaries)} finished shard(s) kept, {len(todo)} to build"
+            )
+        args = [(t, cfg, spec, out_dir) for t in todo]
+        results = pool.map(_run_task_args, args) if pool else map(_run_task_args, args)
+        bar = tqdm(
+            results, total=len(todo), desc="shards", unit="shard", disable=not options.progress
+        )
+        for summary in bar:
+            summaries[(summary.split, summary.index)] = summary
+            manifest.shards = [_entry(s) for s in summaries.values()]
+            manifest.save(out_dir)
+            _maybe_crash_between_shards(len(summaries))
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
+
+    all_rejects = list(scan.rejections) + list(plan.rejections)
+    for s in summaries.values():
+        all_rejects.extend(Rejection(**r) for r in s.rejections)
+    _finalise(manifest, plan, scan.rejections, list(summaries.values()), out_dir)
+    manifest.save(out_dir)
+    _check_reject_fraction(len(all_rejects), plan.n_parents, cfg, all_rejects)
+    return manifest
+
+
+CRASH_SHARDS_ENV = "BUILDER_CRASH_AFTER_SHARDS"  # test hook: SIGKILL between shards
+
+
+def _maybe_crash_between_shards(n_done: int) -> None:
+    """Fault injection for the crash-safety tests: ``BUILDER_CRASH_AFTER_SHARDS=N`` kills the
+    build with SIGKILL after the N-th shard is recorded in the manifest."""
+    limit = os.environ.get(CRASH_SHARDS_ENV)
+    if limit is not None and n_done >= int(limit):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _check_reject_fraction(
+    n_bad: int, n_total: int, cfg: BuildConfig, rejects: list[Rejection]
+) -> None:
+    frac = n_bad / max(n_total, 1)
+    if frac > cfg.rejects.max_reject_fraction:
+        reasons = Counter(r.reason for r in rejects).most_common()
+        summary = ", ".join(f"{k}: {v}" for k, v in reasons)
+        raise BuildError(
+            f"{n_bad} of {n_total} parent rows rejected ({frac:.1%} > max_reject_fraction "
+            f"{cfg.rejects.max_reject_fraction:.1%}): {summary}. The rows are listed in "
+            f"{REJECTS_NAME}; fix the input or raise --max-reject-fraction."
+        )

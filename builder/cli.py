@@ -1,0 +1,198 @@
+"""Command line: ``builder make-shards | synth-parents | inspect | verify | dump-config``.
+
+Every user error (bad config value, missing input, config clash) is one clear line on stderr and
+exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shards.configio import ConfigError
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    o: dict[str, Any] = {}
+    if getattr(args, "seed", None) is not None:
+        o["seed"] = args.seed
+    if getattr(args, "parents", None):
+        p = Path(args.parents)
+        kind = args.parents_format or ("fits" if p.is_dir() else "parquet")
+        o.setdefault("input", {}).update({"kind": kind, "path": str(p)})
+    if getattr(args, "n", None) is not None:
+        if getattr(args, "parents", None):
+            o["max_parents"] = args.n
+        else:
+            o.setdefault("input", {})["n_synthetic"] = args.n
+    out: dict[str, Any] = {}
+    if getattr(args, "samples_per_shard", None) is not None:
+        out["samples_per_shard"] = args.samples_per_shard
+    if getattr(args, "with_arcs", False):
+        out["with_arcs"] = True
+    if getattr(args, "dtype", None):
+        out["dtype"] = args.dtype
+    if out:
+        o["output"] = out
+    if getattr(args, "controls", None):
+        o.setdefault("splits", {})["controls"] = args.controls
+    if getattr(args, "max_reject_fraction", None) is not None:
+        o.setdefault("rejects", {})["max_reject_fraction"] = args.max_reject_fraction
+    return o
+
+
+def cmd_make_shards(args: argparse.Namespace) -> int:
+    from builder.build import BuildOptions, make_shards
+    from builder.config import load_build_config
+
+    if args.workers < 1:
+        raise ConfigError("workers", f"must be >= 1 (got {args.workers})")
+    cfg = load_build_config(args.config, _overrides(args))
+    if cfg.splits.controls == "paired":
+        print(
+            "builder: WARNING: --controls paired is an ABLATION (the Gen-2 design): every galaxy "
+            "is both host and control. Do not train production models on it.",
+            file=sys.stderr,
+        )
+    manifest = make_shards(
+        cfg,
+        args.out,
+        BuildOptions(workers=args.workers, overwrite=args.overwrite, progress=not args.quiet),
+    )
+    print(
+        f"builder: wrote {sum(s.n_samples for s in manifest.shards)} samples in "
+        f"{len(manifest.shards)} shards to {args.out}"
+    )
+    for split, t in manifest.splits.items():
+        print(
+            f"  {split:5s}: {t['n_samples']:7d} samples ({t['n_pos']} pos / {t['n_neg']} neg) "
+            f"in {t['n_shards']} shards"
+        )
+    rj = manifest.rejections
+    print(f"  rejected: {rj['total']} of {rj['n_parents']} parents {rj['by_reason']}")
+    return 0
+
+
+def cmd_synth_parents(args: argparse.Namespace) -> int:
+    from builder.config import load_build_config
+    from builder.sources.synthetic import write_synthetic_parquet
+
+    cfg = load_build_config(args.config, {"seed": args.seed} if args.seed is not None else None)
+    if args.n < 1:
+        raise ConfigError("n", f"must be >= 1 (got {args.n})")
+    path = write_synthetic_parquet(
+        Path(args.out),
+        args.n,
+        cfg.seed,
+        cfg.input.synth,
+        row_group_size=cfg.input.synthetic_row_group_size,
+    )
+    print(f"builder: wrote {args.n} synthetic parent galaxies to {path}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from builder.inspect import describe_shard, shard_png
+
+    print(describe_shard(args.shard, key=args.key, limit=args.limit))
+    if args.png:
+        shard_png(args.shard, args.png, key=args.key, n=args.n)
+        print(f"builder: wrote {args.png}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from shards.verify import verify_dataset
+
+    report = verify_dataset(args.dir)
+    print(report.format())
+    return 0 if report.ok else 1
+
+
+def cmd_dump_config(args: argparse.Namespace) -> int:
+    from builder.config import load_build_config
+
+    cfg = load_build_config(args.config)
+    print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="builder", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    m = sub.add_parser("make-shards", help="build WebDataset shards (default: synthetic sky)")
+    m.add_argument(
+        "--parents", help="parent Parquet file (seed layout) or directory of FITS cutouts"
+    )
+    m.add_argument("--parents-format", choices=["parquet", "fits"], help="override input detection")
+    m.add_argument("--out", default="out/shards", help="output directory (default: out/shards)")
+    m.add_argument("--n", type=int, help="synthetic: galaxies to render; input: max parents to use")
+    m.add_argument("--seed", type=int)
+    m.add_argument("--samples-per-shard", type=int)
+    m.add_argument(
+        "--workers", type=int, default=1, help="parallel processes (output is identical)"
+    )
+    m.add_argument("--config", help="YAML build config (see `builder dump-config`)")
+    m.add_argument("--with-arcs", action="store_true", help="also store KEY.arc.npy arc models")
+    m.add_argument("--dtype", choices=["float32", "float16"], help="image storage dtype")
+    m.add_argument(
+        "--controls",
+        choices=["unpaired", "paired"],
+        help="paired = ABLATION ONLY (same galaxy as host and control)",
+    )
+    m.add_argument("--max-reject-fraction", type=float)
+    m.add_argument(
+        "--overwrite", action="store_true", help="replace a build made with another config"
+    )
+    m.add_argument("--quiet", action="store_true")
+    m.set_defaults(func=cmd_make_shards)
+
+    s = sub.add_parser("synth-parents", help="write the built-in synthetic sky as parent Parquet")
+    s.add_argument("--n", type=int, required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--seed", type=int)
+    s.add_argument("--config")
+    s.set_defaults(func=cmd_synth_parents)
+
+    i = sub.add_parser("inspect", help="print members and metadata of a shard; optional PNG grid")
+    i.add_argument("shard")
+    i.add_argument("--key")
+    i.add_argument("--png", help="write a colour grid of samples to this PNG")
+    i.add_argument("--n", type=int, default=16, help="samples in the PNG grid")
+    i.add_argument("--limit", type=int, default=3, help="samples whose metadata is printed")
+    i.set_defaults(func=cmd_inspect)
+
+    v = sub.add_parser("verify", help="check every shard of a dataset against its manifest")
+    v.add_argument("dir")
+    v.set_defaults(func=cmd_verify)
+
+    d = sub.add_parser("dump-config", help="print the full resolved build config as YAML")
+    d.add_argument("--config")
+    d.set_defaults(func=cmd_dump_config)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from builder.build import BuildError
+    from shards.manifest import ManifestError
+
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"builder: config error: {exc}", file=sys.stderr)
+    except (BuildError, ManifestError, FileNotFoundError, KeyError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"builder: error: {msg}", file=sys.stderr)
+    except ValueError as exc:  # SourceError and friends
+        print(f"builder: error: {exc}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""``builder inspect SHARD``: list members and metadata; write a colour PNG grid of samples."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+from shards.reader import iter_tar_samples
+
+
+def describe_shard(path: str | Path, key: str | None = None, limit: int = 5) -> str:
+    """Human-readable listing: members (like ``tar tvf``) and metadata of the first samples."""
+    path = Path(path)
+    lines = [f"{path}"]
+    with tarfile.open(path, "r:") as tf:
+        members = tf.getmembers()
+    lines.append(f"  {len(members)} members")
+    samples = [s for s in iter_tar_samples(str(path)) if key is None or s["__key__"] == key]
+    if key is not None and not samples:
+        raise KeyError(f"no sample with key {key!r} in {path}")
+    n_pos = sum(s["label"] for s in samples)
+    lines.append(f"  {len(samples)} samples: {n_pos} positives, {len(samples) - n_pos} controls")
+    for s in samples[:limit]:
+        img = s["image"]
+        lines.append(
+            f"\n  {s['__key__']}: label={s['label']} image {img.dtype}{list(img.shape)} "
+            f"nmgy, r-band sum {float(img[1].sum()):.3f}"
+        )
+        lines.append("  " + json.dumps(s["meta"], sort_keys=True, indent=1).replace("\n", "\n  "))
+    return "\n".join(lines)
+
+
+def shard_png(
+    path: str | Path,
+    png: str | Path,
+    key: str | None = None,
+    n: int = 16,
+    positives_first: bool = True,
+) -> Path:
+    """Write a grid of colour composites (g,r,z -> b,g,r, asinh stretch) of samples."""
+    from train.plots import plot_cutout_grid
+
+    samples = [s for s in iter_tar_samples(str(path)) if key is None or s["__key__"] == key]
+    if not samples:
+        raise KeyError(f"no matching samples in {path}")
+    if positives_first:
+        samples.sort(key=lambda s: -s["label"])
+    samples = samples[:n]
+    titles = []
+    for s in samples:
+        inj = s["meta"].get("injection")
+        if inj:
+            titles.append(
+                f'LENS thE={inj.get("theta_e_arcsec", 0):.2f}" '
+                f"mu={inj.get('magnification', 0):.1f} snr={inj.get('arc_snr_r', 0):.0f}"
+            )
+        else:
+            titles.append("control")
+    images = np.stack([s["image"] for s in samples])
+    plot_cutout_grid(images, titles, png)
+    return Path(png)

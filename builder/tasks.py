@@ -1,0 +1,164 @@
+"""One shard task: read the planned galaxies, inject arcs into hosts, write the shard.
+
+A task is a pure function of (config, plan entry, input): the random state of each injection is
+seeded from ``(seed, galaxy_id)``, so the shard bytes do not depend on which worker runs the task,
+on the worker count or on the order tasks finish. The task writes its shard atomically, then a
+small summary beside it (``OUT/tasks/SPLIT-NNNNNN.json``) that lets a resumed build reassemble the
+manifest without redoing the work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from builder.config import BuildConfig
+from builder.inject import inject_arc
+from builder.plan import PlannedSample, ShardTask, catalog_dict
+from builder.sources.base import Rejection
+from builder.sources.open import SourceSpec, open_source
+from builder.splits import galaxy_seed
+from shards.atomic import atomic_write_text
+from shards.schema import shard_name
+from shards.writer import Sample, ShardWriter
+
+TASKS_DIR = "tasks"
+CRASH_ENV = "BUILDER_CRASH_AFTER_SAMPLES"  # test hook: SIGKILL this process mid-shard
+
+
+def _maybe_crash(counter: list[int]) -> None:
+    """Fault injection for the crash-safety tests: ``BUILDER_CRASH_AFTER_SAMPLES=N`` kills the
+    process with SIGKILL right after its N-th sample is written (inside an unfinished shard)."""
+    limit = os.environ.get(CRASH_ENV)
+    if limit is None:
+        return
+    counter[0] += 1
+    if counter[0] >= int(limit):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_WRITTEN = [0]
+
+
+@dataclass
+class TaskSummary:
+    """What a finished task reports (persisted as JSON beside the shards)."""
+
+    split: str
+    index: int
+    path: str
+    n_planned: int
+    n_samples: int = 0
+    n_pos: int = 0
+    n_neg: int = 0
+    sha256: str = ""
+    bytes: int = 0
+    rejections: list[dict[str, str]] = field(default_factory=list)
+    draws: int = 0
+    accepted: int = 0
+    failed_draws: dict[str, int] = field(default_factory=dict)
+    # For the host/control matching report: per written sample (role, r_flux, psfsize_r, psfdepth_r)
+    match_rows: list[list[Any]] = field(default_factory=list)
+
+
+def summary_path(out_dir: Path, task: ShardTask) -> Path:
+    return out_dir / TASKS_DIR / f"{task.name}.json"
+
+
+def load_summary(path: Path) -> TaskSummary | None:
+    """Read a task summary; ``None`` if it is missing or unreadable."""
+    try:
+        return TaskSummary(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _records(spec: SourceSpec, samples: list[PlannedSample]):
+    """Yield (planned sample, record or rejection), reading one chunk at a time."""
+    source = open_source(spec)
+    for chunk, group in groupby(samples, key=lambda s: s.chunk):
+        group = list(group)
+        rows = [s.row for s in group]
+        # Contract of ParentSource.read: exactly one item per requested row, in order.
+        yield from zip(group, source.read(chunk, rows), strict=True)
+
+
+def _meta(s: PlannedSample, split: str, label: int) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "galaxy_id": s.galaxy_id,
+        "key": s.key,
+        "split": split,
+        "role": s.role,
+        "label": label,
+        "source_location": s.location,
+    }
+    meta.update(catalog_dict(s))
+    return meta
+
+
+def run_task(
+    task: ShardTask, cfg: BuildConfig, spec: SourceSpec, out_dir: str | Path
+) -> TaskSummary:
+    """Build one shard and its summary; return the summary."""
+    out_dir = Path(out_dir)
+    rel = shard_name(task.split, task.index)
+    summary = TaskSummary(split=task.split, index=task.index, path=rel, n_planned=len(task.samples))
+    failed = Counter()
+    with ShardWriter(out_dir / rel, dtype=cfg.output.dtype) as writer:
+        for s, rec in _records(spec, task.samples):
+            if isinstance(rec, Rejection):
+                summary.rejections.append(
+                    Rejection(s.galaxy_id, s.location, rec.reason, "read", rec.detail).to_json()
+                )
+                continue
+            if rec.galaxy_id != s.galaxy_id:
+                raise RuntimeError(
+                    f"{s.location}: input changed since the scan (expected galaxy {s.galaxy_id}, "
+                    f"found {rec.galaxy_id}); rerun the build from scratch with --overwrite"
+                )
+            cat = catalog_dict(s)
+            arc = None
+            if s.role == "host":
+                seed = galaxy_seed(s.galaxy_id, cfg.seed)
+                rng = np.random.default_rng(seed)
+                res = inject_arc(rec.stamp_nmgy, cat, rng, cfg.injection, psf_images=rec.psf_images)
+                summary.draws += res.n_draws
+                failed.update(res.rejections)
+                if not res.accepted:
+                    summary.rejections.append(
+                        Rejection(
+                            s.galaxy_id,
+                            s.location,
+                            "injection_failed",
+                            "inject",
+                            f"all {res.n_draws} draws failed: {dict(sorted(res.rejections.items()))}",
+                        ).to_json()
+                    )
+                    continue
+                summary.accepted += 1
+                image = res.image_nmgy
+                meta = _meta(s, task.split, 1)
+                meta["injection"] = {**res.params, "injection_seed": seed}
+                label = 1
+                arc = res.arc_nmgy if cfg.output.with_arcs else None
+            else:
+                image = rec.stamp_nmgy
+                meta = _meta(s, task.split, 0)
+                label = 0
+            writer.write(Sample(key=s.key, image_nmgy=image, meta=meta, label=label, arc_nmgy=arc))
+            _maybe_crash(_WRITTEN)
+            summary.match_rows.append([s.role, s.r_flux_nmgy, cat["psfsize_r"], cat["psfdepth_r"]])
+    info = writer.info
+    summary.n_samples, summary.n_pos, summary.n_neg = info.n_samples, info.n_pos, info.n_neg
+    summary.sha256, summary.bytes = info.sha256, info.bytes
+    summary.failed_draws = dict(sorted(failed.items()))
+    atomic_write_text(summary_path(out_dir, task), json.dumps(asdict(summary), sort_keys=True))
+    return summary

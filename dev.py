@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Project tasks that need nothing but python3: set-up, the demo job, the tests, the benchmarks.
+
+    python3 dev.py demo    # set up, build shards from the synthetic sky, train on CPU, evaluate, report
+    python3 dev.py test    # set up, lint, run the test suite
+    python3 dev.py bench   # set up, run the CPU benchmarks (a few minutes)
+
+Set-up creates ``.venv`` and installs this package with its dependencies from pyproject.toml; it is
+skipped when pyproject.toml has not changed since the last install.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PY = VENV / "bin" / "python"
+DEMO = ROOT / "demo"
+
+
+def run(*cmd: str | Path, **kw) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT, **kw)
+
+
+def setup() -> None:
+    """Create the virtualenv and install the package (editable) with its dev extras."""
+    stamp = VENV / ".installed"
+    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if stamp.is_file() and stamp.read_text() == want and PY.exists():
+        return
+    if not PY.exists():
+        print(f"creating virtualenv {VENV}", flush=True)
+        venv.create(VENV, with_pip=True)
+    run(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    run(PY, "-m", "pip", "install", "--quiet", "-e", ".[dev]")
+    stamp.write_text(want)
+
+
+def tool(name: str) -> Path:
+    return VENV / "bin" / name
+
+
+def demo() -> None:
+    """Build shards from the synthetic sky, train the CPU preset, evaluate on test, write a report."""
+    shards, run_dir, eval_dir = DEMO / "shards", DEMO / "run", DEMO / "eval"
+    workers = str(min(2, os.cpu_count() or 1))
+    run(
+        tool("builder"),
+        "make-shards",
+        "--out",
+        shards,
+        "--n",
+        "6000",
+        "--workers",
+        workers,
+        "--samples-per-shard",
+        "500",
+        "--seed",
+        "1",
+    )
+    run(tool("builder"), "verify", shards)
+    run(
+        tool("builder"),
+        "inspect",
+        shards / "train" / "train-000000.tar",
+        "--png",
+        DEMO / "inspect-train-000000.png",
+        "--limit",
+        "1",
+    )
+    run(tool("train"), "run", "--shards", shards, "--out", run_dir, "--preset", "cpu", "--resume")
+    run(
+        tool("train"),
+        "eval",
+        "--checkpoint",
+        run_dir / "checkpoints" / "best.pt",
+        "--shards",
+        shards,
+        "--split",
+        "test",
+        "--out",
+        eval_dir,
+    )
+    run(
+        PY,
+        "-m",
+        "train.report",
+        "--shards",
+        shards,
+        "--run",
+        run_dir,
+        "--eval",
+        eval_dir,
+        "--out",
+        DEMO / "REPORT.md",
+    )
+    print(f"\nDemo finished: see {DEMO / 'REPORT.md'}")
+
+
+def test() -> None:
+    """Lint and run the whole test suite (pytest's exit code is ours)."""
+    run(tool("ruff"), "check", ".")
+    run(PY, "-m", "pytest", "-n", "2", "-q", "--durations=15", "tests")
+
+
+def bench() -> None:
+    """CPU benchmarks; results are printed and written to bench-out/."""
+    out = ROOT / "bench-out"
+    out.mkdir(exist_ok=True)
+    for script, extra in (
+        ("bench_metrics.py", []),
+        ("bench_injection.py", []),
+        ("bench_loader.py", []),
+        ("bench_build.py", []),
+    ):
+        run(
+            PY, ROOT / "benchmarks" / script, "--json", out / script.replace(".py", ".json"), *extra
+        )
+
+
+def main(argv: list[str]) -> int:
+    tasks = {"demo": demo, "test": test, "bench": bench, "setup": lambda: None}
+    if len(argv) != 1 or argv[0] not in tasks:
+        print(__doc__)
+        return 2
+    setup()
+    try:
+        tasks[argv[0]]()
+    except subprocess.CalledProcessError as exc:
+        return exc.returncode or 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
