@@ -1,0 +1,284 @@
+"""Parent galaxies from a directory of Legacy Survey cutout-service FITS files.
+
+Each file holds one HDU (``cfg.hdu``, the primary by default) with a (3, ny, nx) cube in g, r, z
+order, nanomaggies per 0.262" pixel; ``BAND0``/``BAND1``/``BAND2`` or ``BANDS`` header keys, when
+present, give the plane order and are honoured. Cubes of any size >= 64 are centre-cropped to
+64 x 64 (the crop starts at ``(n - 64) // 2``, so an odd cube's centre pixel lands on index 32).
+The galaxy id is the file name stem.
+
+Catalog values come from an optional side table (CSV or Parquet keyed by ``galaxy_id`` = stem or
+``filename``); absent or null values fall back to: ``psfsize_<b>`` = ``cfg.psfsize_arcsec``;
+``psfdepth_<b>`` estimated from the stamp noise (``cfg.missing_depth == "estimate"``);
+``ra``/``dec`` from the header ``RA``/``DEC`` keys, else ``CRVAL1``/``CRVAL2`` when ``CTYPE1``/
+``CTYPE2`` name RA/DEC. A file without any ra/dec is rejected with ``missing_catalog``.
+
+Chunks are the sorted file list cut into groups of ``cfg.files_per_chunk``; files are opened
+with ``memmap=False`` and closed after reading, one at a time.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from astropy.io import fits
+
+from builder.sources.base import ParentRecord, Rejection, SourceInfo
+from builder.sources.config import FitsConfig
+from builder.sources.parquet import SourceError, fill_missing_depths
+from builder.validate import BadRecord, Limits, check_catalog, check_galaxy_id, check_stamp
+from shards.schema import BANDS, CATALOG_FIELDS, STAMP_SIZE_PIX
+
+_FITS_ERRORS = (OSError, ValueError, TypeError, IndexError, KeyError, EOFError)
+
+
+def _finite_or_none(value: object) -> float | None:
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _side_value(value: object) -> object:
+    """Null/NaN -> None (use the default); numbers -> float; anything else kept for rejection."""
+    if value is None:
+        return None
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return value
+    return None if math.isnan(v) else v
+
+
+def load_side_table(path: str | Path) -> dict[str, dict[str, object]]:
+    """Read a CSV/Parquet side table into ``{key: {catalog field: value or None}}``.
+
+    The key column is ``galaxy_id`` (matched to file stems) or, failing that, ``filename``
+    (matched to file names). Only :data:`shards.schema.CATALOG_FIELDS` columns are kept; null
+    and NaN values become None (the reader's defaults apply), non-numbers are kept as they are
+    so that the record is rejected (``nonfinite_catalog``) rather than silently defaulted.
+
+    Raises
+    ------
+    SourceError
+        The table cannot be read, has no key column, or repeats a key.
+    """
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".csv":
+            table = pacsv.read_csv(path)
+        else:
+            table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise SourceError(f"cannot read side table {path}: {exc}") from None
+    key = next((k for k in ("galaxy_id", "filename") if k in table.column_names), None)
+    if key is None:
+        raise SourceError(f"side table {path} has neither a 'galaxy_id' nor a 'filename' column")
+    fields = [f for f in CATALOG_FIELDS if f in table.column_names]
+    keys = [None if k is None else str(k) for k in table.column(key).to_pylist()]
+    values = {f: table.column(f).to_pylist() for f in fields}
+    out: dict[str, dict[str, object]] = {}
+    for i, k in enumerate(keys):
+        if k is None:
+            continue
+        if k in out:
+            raise SourceError(f"side table {path}: {key} {k!r} appears more than once")
+        out[k] = {f: _side_value(values[f][i]) for f in fields}
+    return out
+
+
+def band_planes(header: fits.Header, n_planes: int) -> list[int]:
+    """Plane index of each of g, r, z according to the header (default: planes 0, 1, 2).
+
+    Raises
+    ------
+    BadRecord
+        ``missing_band`` if the header names the bands and one of g, r, z is absent.
+    """
+    names: list[str] | None = None
+    if any(f"BAND{k}" in header for k in range(n_planes)):
+        names = [str(header.get(f"BAND{k}", "")).strip().lower() for k in range(n_planes)]
+    elif "BANDS" in header:
+        names = list(str(header["BANDS"]).strip().lower())
+    if names is None:
+        return list(range(len(BANDS)))
+    missing = [b for b in BANDS if b not in names]
+    if missing:
+        raise BadRecord("missing_band", f"header bands {names} lack {','.join(missing)}")
+    planes = [names.index(b) for b in BANDS]
+    if max(planes) >= n_planes:
+        raise BadRecord("missing_band", f"header bands {names} but only {n_planes} planes")
+    return planes
+
+
+def center_crop(image: np.ndarray, size: int = STAMP_SIZE_PIX) -> np.ndarray:
+    """Crop the last two axes to ``size`` x ``size`` starting at ``(n - size) // 2``.
+
+    Raises
+    ------
+    BadRecord
+        ``bad_shape`` if an axis is smaller than ``size``.
+    """
+    ny, nx = image.shape[-2:]
+    if ny < size or nx < size:
+        raise BadRecord("bad_shape", f"cutout is {ny}x{nx}, smaller than {size}x{size}")
+    y0, x0 = (ny - size) // 2, (nx - size) // 2
+    return image[..., y0 : y0 + size, x0 : x0 + size]
+
+
+def header_radec(header: fits.Header) -> tuple[float | None, float | None]:
+    """``(ra, dec)`` in degrees from ``RA``/``DEC`` or (RA/DEC-typed) ``CRVAL1``/``CRVAL2``."""
+    ra, dec = _finite_or_none(header.get("RA")), _finite_or_none(header.get("DEC"))
+    if ra is not None and dec is not None:
+        return ra, dec
+    ctype1 = str(header.get("CTYPE1", "")).upper()
+    ctype2 = str(header.get("CTYPE2", "")).upper()
+    if ctype1.startswith("RA") and ctype2.startswith("DEC"):
+        return _finite_or_none(header.get("CRVAL1")), _finite_or_none(header.get("CRVAL2"))
+    return None, None
+
+
+def read_cutout(path: Path, hdu: int = 0) -> tuple[np.ndarray, fits.Header]:
+    """Read one cutout: the g, r, z planes centre-cropped to (3, 64, 64), and its header.
+
+    Raises
+    ------
+    BadRecord
+        ``unreadable_file`` (not FITS, truncated, no such HDU or no data), ``missing_band``
+        (fewer than 3 planes, or header bands lacking one), ``bad_shape`` (not 2-D/3-D, or
+        smaller than 64 x 64), or a :func:`builder.validate.check_stamp` reason.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # astropy warns before failing on truncated files
+            with fits.open(path, memmap=False) as hdul:
+                ext = hdul[hdu]
+                header = ext.header.copy()
+                data = ext.data
+                data = None if data is None else np.array(data)
+    except _FITS_ERRORS as exc:
+        raise BadRecord("unreadable_file", f"{type(exc).__name__}: {exc}") from None
+    if data is None:
+        raise BadRecord("unreadable_file", f"HDU {hdu} has no data")
+    if data.ndim == 2:
+        raise BadRecord("missing_band", f"a single {data.shape} plane, expected 3 (g, r, z)")
+    if data.ndim != 3:
+        raise BadRecord("bad_shape", f"expected a (3, ny, nx) cube, got shape {data.shape}")
+    if data.shape[0] < len(BANDS):
+        raise BadRecord("missing_band", f"{data.shape[0]} plane(s), expected 3 (g, r, z)")
+    planes = band_planes(header, data.shape[0])
+    return check_stamp(center_crop(data[planes])), header
+
+
+class FitsSource:
+    """Parent galaxies from a directory of cutout FITS files (see module docstring).
+
+    Parameters
+    ----------
+    directory : str or Path
+        Folder holding the cutouts.
+    cfg : FitsConfig
+        File pattern, side table, defaults and chunk size.
+    limits : Limits, optional
+        Plausibility limits for catalog values (default :class:`builder.validate.Limits`).
+
+    Raises
+    ------
+    SourceError
+        The directory does not exist, no file matches the pattern, or the side table is
+        unreadable.
+    """
+
+    def __init__(
+        self, directory: str | Path, cfg: FitsConfig | None = None, limits: Limits | None = None
+    ):
+        self.directory = Path(directory)
+        self.cfg = cfg if cfg is not None else FitsConfig()
+        self.cfg.validate("fits")
+        self.limits = limits if limits is not None else Limits()
+        if not self.directory.is_dir():
+            raise SourceError(f"FITS directory not found: {self.directory}")
+        self._files = sorted(p for p in self.directory.glob(self.cfg.pattern) if p.is_file())
+        if not self._files:
+            raise SourceError(f"no files matching {self.cfg.pattern!r} in {self.directory}")
+        self._side = load_side_table(self.cfg.side_table) if self.cfg.side_table else {}
+
+    def info(self) -> SourceInfo:
+        """Kind, directory, chunk count and the defaults in use."""
+        return SourceInfo(
+            kind="fits",
+            path=str(self.directory),
+            n_chunks=self.n_chunks(),
+            extra={
+                "n_files": len(self._files),
+                "pattern": self.cfg.pattern,
+                "side_table": self.cfg.side_table,
+                "side_table_rows": len(self._side),
+                "default_psfsize_arcsec": dict(zip(BANDS, self.cfg.psfsize_arcsec, strict=True)),
+                "missing_depth": self.cfg.missing_depth,
+                "files_per_chunk": self.cfg.files_per_chunk,
+            },
+        )
+
+    def n_chunks(self) -> int:
+        """Number of chunks (groups of ``files_per_chunk`` files)."""
+        return -(-len(self._files) // self.cfg.files_per_chunk)
+
+    def chunk_files(self, chunk: int) -> list[Path]:
+        """The files of chunk ``chunk``, in order."""
+        if not 0 <= chunk < self.n_chunks():
+            raise IndexError(f"chunk {chunk} out of range (0..{self.n_chunks() - 1})")
+        n = self.cfg.files_per_chunk
+        return self._files[chunk * n : (chunk + 1) * n]
+
+    def read_chunk(self, chunk: int) -> Iterator[ParentRecord | Rejection]:
+        """Yield a record or rejection for every file of chunk ``chunk``, in sorted order."""
+        files = self.chunk_files(chunk)
+        yield from self.read(chunk, range(len(files)))
+
+    def read(self, chunk: int, rows: Sequence[int]) -> Iterator[ParentRecord | Rejection]:
+        """Yield only files ``rows`` (positions inside chunk ``chunk``), in the given order."""
+        files = self.chunk_files(chunk)
+        rows = [int(r) for r in rows]
+        bad = [r for r in rows if not 0 <= r < len(files)]
+        if bad:
+            raise IndexError(f"rows {bad[:5]} out of range for chunk {chunk} ({len(files)} files)")
+        for row in rows:
+            yield self._read_file(files[row], chunk, row)
+
+    def _catalog(self, path: Path, header: fits.Header, stamp: np.ndarray) -> dict[str, float]:
+        side = self._side.get(path.stem) or self._side.get(path.name) or {}
+        catalog: dict[str, object] = {f: side.get(f) for f in CATALOG_FIELDS}
+        for b, default in zip(BANDS, self.cfg.psfsize_arcsec, strict=True):
+            if catalog[f"psfsize_{b}"] is None:
+                catalog[f"psfsize_{b}"] = float(default)
+        if catalog["ra"] is None or catalog["dec"] is None:
+            ra, dec = header_radec(header)
+            catalog["ra"] = catalog["ra"] if catalog["ra"] is not None else ra
+            catalog["dec"] = catalog["dec"] if catalog["dec"] is not None else dec
+        fill_missing_depths(
+            catalog,
+            stamp,
+            psf_beta=self.cfg.psf_beta,
+            annulus_inner_pix=self.cfg.annulus_inner_pix,
+            mode=self.cfg.missing_depth,
+        )
+        return check_catalog(catalog, self.limits)
+
+    def _read_file(self, path: Path, chunk: int, row: int) -> ParentRecord | Rejection:
+        location = f"{path.relative_to(self.directory).as_posix()}:chunk={chunk}:row={row}"
+        gid = ""
+        try:
+            gid = check_galaxy_id(path.stem)
+            stamp, header = read_cutout(path, self.cfg.hdu)
+            catalog = self._catalog(path, header, stamp)
+        except BadRecord as exc:
+            return Rejection(gid, location, exc.reason, stage="read", detail=exc.detail)
+        return ParentRecord(gid, stamp, catalog, location, chunk=chunk, row=row)
