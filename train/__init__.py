@@ -1,0 +1,1 @@
+"""Training, evaluation and metrics for the lens finder."""

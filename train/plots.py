@@ -1,0 +1,323 @@
+"""Diagnostic figures: ROC on a log-FPR axis, score histograms, cutout grids, training history.
+
+All figures are drawn with matplotlib's object-oriented API on the Agg canvas (no pyplot, no
+global backend switch), so this module is safe to import from servers, workers and the builder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.visualization import make_lupton_rgb
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from numpy.typing import ArrayLike, NDArray
+
+from train.metrics import (
+    DEFAULT_FPR_TARGETS,
+    clopper_pearson,
+    fp_budget,
+    fpr_label,
+    roc,
+    sigmoid_saturation_logit,
+    validate_scores,
+)
+
+__all__ = [
+    "plot_cutout_grid",
+    "plot_history",
+    "plot_roc",
+    "plot_score_hist",
+    "rgb_composite",
+]
+
+# Lupton asinh stretch in nanomaggies: linear below ~stretch, logarithmic above. Sky noise in a
+# DR10 coadd pixel is ~0.005-0.01 nmgy and an LRG core a few nmgy, so both stay visible.
+RGB_STRETCH_NMGY = 0.05
+RGB_Q = 8.0
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
+def rgb_composite(
+    image_nmgy: ArrayLike,
+    stretch: float = RGB_STRETCH_NMGY,
+    q: float = RGB_Q,
+    minimum: float = 0.0,
+) -> NDArray[np.uint8]:
+    """Colour composite of a (3, H, W) g, r, z stamp: z -> red, r -> green, g -> blue.
+
+    Uses the Lupton et al. (2004) asinh stretch (``astropy.visualization.make_lupton_rgb``),
+    which preserves colours of bright cores while showing faint arcs. Non-finite pixels are
+    drawn as 0.
+
+    Parameters
+    ----------
+    image_nmgy : array_like, shape (3, H, W)
+        g, r, z fluxes in nanomaggies.
+    stretch : float
+        Linear range of the stretch, in nanomaggies.
+    q : float
+        Asinh softening parameter.
+    minimum : float
+        Flux mapped to black.
+
+    Returns
+    -------
+    numpy.ndarray of uint8, shape (H, W, 3)
+    """
+    img = np.asarray(image_nmgy, dtype=np.float64)
+    if img.ndim != 3 or img.shape[0] != 3:
+        raise ValueError(f"expected a (3, H, W) g, r, z image, got shape {img.shape}")
+    g, r, z = np.nan_to_num(img, nan=0.0, posinf=0.0, neginf=0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):  # astropy divides 0/0 on black pixels
+        return make_lupton_rgb(z, r, g, minimum=minimum, stretch=stretch, Q=q)
+
+
+def plot_roc(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    path: str | Path,
+    fpr_min: float = 1e-5,
+    fpr_targets: Sequence[float] = DEFAULT_FPR_TARGETS,
+    n_grid: int = 400,
+    title: str | None = None,
+) -> Path:
+    """ROC as "best TPR at FPR <= x" on a log FPR axis, with a 95% Clopper-Pearson TPR band.
+
+    The curve is the tie-aware :meth:`train.metrics.RocCurve.tpr_at_fpr` evaluated on a
+    log-spaced FPR grid, i.e. exactly the quantity reported as ``tpr@fpr``; the band is the
+    exact binomial interval on the TPR at each of those thresholds. Vertical lines mark the FPR
+    targets; the grey region is where fewer than 10 false positives decide the point.
+
+    Parameters
+    ----------
+    logits : array_like of float
+        Model logits.
+    labels : array_like of {0, 1}
+        Binary labels.
+    path : str or Path
+        Output image (PNG, PDF, ...).
+    fpr_min : float
+        Left edge of the FPR axis.
+    fpr_targets : sequence of float
+        FPRs to mark.
+    n_grid : int
+        Number of grid points on the FPR axis.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    curve = roc(logits, labels)
+    grid = np.geomspace(fpr_min, 1.0, n_grid)
+    idx = curve.best_index_within(fp_budget(grid, curve.n_neg))
+    tp = curve.tp[idx]
+    low, high = clopper_pearson(tp, curve.n_pos)
+
+    fig = _new_figure(6.0, 4.5)
+    ax = fig.add_subplot()
+    ax.fill_between(grid, low, high, step="post", alpha=0.3, label="95% CI (Clopper-Pearson)")
+    ax.step(grid, tp / curve.n_pos, where="post", lw=1.5, label=f"AUC = {curve.auc():.4f}")
+    ax.axvspan(fpr_min, min(1.0, 10 / curve.n_neg), color="0.85", zorder=0, label="< 10 FP")
+    for target in fpr_targets:
+        if fpr_min <= target <= 1:
+            ax.axvline(target, ls=":", color="0.4")
+            op = curve.tpr_at_fpr(target)
+            ax.annotate(
+                f"{op.tpr:.3f} @ {fpr_label(target)}",
+                (target, op.tpr),
+                textcoords="offset points",
+                xytext=(3, -12),
+                fontsize=8,
+            )
+    ax.set_xscale("log")
+    ax.set_xlim(fpr_min, 1.0)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlabel(f"false-positive rate (n_neg = {curve.n_neg})")
+    ax.set_ylabel(f"true-positive rate (n_pos = {curve.n_pos})")
+    ax.set_title(title or "ROC (ties never split)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, path)
+
+
+def plot_score_hist(
+    logits: ArrayLike, labels: ArrayLike, path: str | Path, bins: int = 100
+) -> Path:
+    """Per-class histogram of logits (log counts), with the sigmoid saturation points marked.
+
+    Parameters
+    ----------
+    logits : array_like of float
+        Model logits.
+    labels : array_like of {0, 1}
+        Binary labels.
+    path : str or Path
+        Output image.
+    bins : int
+        Number of bins shared by both classes.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    s, y = validate_scores(logits, labels)
+    edges = np.histogram_bin_edges(s, bins=bins)
+    fig = _new_figure(6.0, 4.0)
+    ax = fig.add_subplot()
+    for mask, name in ((~y, "controls"), (y, "lenses")):
+        ax.hist(s[mask], bins=edges, histtype="step", lw=1.5, label=f"{name} (n={mask.sum()})")
+    for dtype, short in (("bfloat16", "bf16"), ("float32", "fp32")):
+        x, name = sigmoid_saturation_logit(dtype), f"{short} sigmoid = 1"
+        if edges[0] <= x <= edges[-1]:
+            ax.axvline(x, ls="--", color="0.5", lw=1)
+            ax.annotate(
+                name,
+                (x, 1),
+                xycoords=("data", "axes fraction"),
+                fontsize=7,
+                rotation=90,
+                va="top",
+                ha="right",
+            )
+    ax.set_yscale("log")
+    ax.set_xlabel("logit")
+    ax.set_ylabel("count")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_cutout_grid(
+    images: ArrayLike,
+    titles: Sequence[str],
+    path: str | Path,
+    ncols: int = 8,
+    suptitle: str | None = None,
+) -> Path:
+    """Grid of colour composites, e.g. highest-scoring controls or lowest-scoring lenses.
+
+    Parameters
+    ----------
+    images : array_like, shape (N, 3, H, W)
+        g, r, z stamps in nanomaggies.
+    titles : sequence of str
+        One short title per image (e.g. key and logit).
+    path : str or Path
+        Output image.
+    ncols : int
+        Columns of the grid.
+    suptitle : str, optional
+        Figure title.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    imgs = np.asarray(images)
+    if imgs.ndim != 4 or imgs.shape[1] != 3:
+        raise ValueError(f"expected (N, 3, H, W) images, got shape {imgs.shape}")
+    if len(titles) != len(imgs):
+        raise ValueError(f"{len(imgs)} images but {len(titles)} titles")
+    n = max(len(imgs), 1)
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    fig = _new_figure(1.6 * ncols, 1.75 * nrows + (0.3 if suptitle else 0.0))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, img, title in zip(axes.flat, imgs, titles, strict=False):
+        ax.imshow(rgb_composite(img), origin="lower", interpolation="nearest")
+        ax.set_title(title, fontsize=7)
+    if suptitle:
+        fig.suptitle(suptitle)
+    return _save(fig, path)
+
+
+def _numeric_items(entry: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Flatten one history entry to ``{"a/b": float}`` for numeric leaves."""
+    out: dict[str, float] = {}
+    for key, value in entry.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_numeric_items(value, prefix=f"{name}/"))
+        elif isinstance(value, bool):
+            continue
+        elif isinstance(value, int | float) and np.isfinite(value):
+            out[name] = float(value)
+    return out
+
+
+def _is_rank_metric(name: str) -> bool:
+    leaf = name.rsplit("/", 1)[-1]
+    return leaf == "auc" or leaf.startswith(("tpr@", "fpr@")) or leaf in ("tpr0", "tpr10")
+
+
+def plot_history(history: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    """Training curves per epoch: losses, learning rate, validation ranking metrics.
+
+    Tolerant of the history layout: any numeric field whose name contains ``loss`` goes to the
+    first panel, ``lr`` to the second, and ``auc`` / ``tpr@...`` / ``fpr@...`` / ``tpr0`` /
+    ``tpr10`` (top level or nested, e.g. under ``"val"``; see
+    :func:`train.metrics.flat_summary`) to the third (``fpr@`` on a log axis in the fourth).
+    The x axis is ``epoch`` when present, else the entry index.
+
+    Parameters
+    ----------
+    history : sequence of mapping
+        One dict per epoch, as stored in ``history.json``.
+    path : str or Path
+        Output image.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    rows = [_numeric_items(entry) for entry in history]
+    x = [row.get("epoch", float(i)) for i, row in enumerate(rows)]
+    names = sorted({k for row in rows for k in row} - {"epoch"})
+    panels = {
+        "loss": [n for n in names if "loss" in n.rsplit("/", 1)[-1]],
+        "learning rate": [n for n in names if n.rsplit("/", 1)[-1] == "lr"],
+        "TPR / AUC": [n for n in names if _is_rank_metric(n) and "fpr@" not in n],
+        "FPR at TPR": [n for n in names if "fpr@" in n.rsplit("/", 1)[-1]],
+    }
+    fig = _new_figure(11.0, 7.0)
+    axes = fig.subplots(2, 2, squeeze=False).flat
+    for ax, (title, keys) in zip(axes, panels.items(), strict=True):
+        for key in keys:
+            pts = [(xi, row[key]) for xi, row in zip(x, rows, strict=True) if key in row]
+            if pts:
+                xs, ys = zip(*pts, strict=True)
+                ax.plot(xs, ys, marker="o", ms=3, label=key)
+        if keys:
+            ax.legend(fontsize=7)
+            positive = all(row[k] > 0 for row in rows for k in keys if k in row)
+            if title in ("loss", "learning rate", "FPR at TPR") and positive:
+                ax.set_yscale("log")
+        else:
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3)
+    return _save(fig, path)
