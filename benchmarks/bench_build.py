@@ -1,0 +1,90 @@
+"""End-to-end build benchmark: parent Parquet -> shards, 1 and 2 workers, at two dataset sizes.
+
+Measures samples/s (median of --repeats runs), samples/s per worker, and peak RSS of the main
+process and of the largest worker, so that growth with dataset size is visible. Each build runs in
+a fresh subprocess (clean page cache state is not controlled: parents are read warm).
+
+    python benchmarks/bench_build.py --sizes 1000 4000 --workers 1 2 --repeats 5 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import median, write_json  # noqa: E402
+
+CHILD = r"""
+import json, resource, sys, time
+from builder.build import BuildOptions, make_shards
+from builder.config import load_build_config
+parents, out, workers, spk = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+cfg = load_build_config(None, {"input": {"kind": "parquet", "path": parents},
+                               "output": {"samples_per_shard": spk}})
+t0 = time.perf_counter()
+m = make_shards(cfg, out, BuildOptions(workers=workers, progress=False))
+dt = time.perf_counter() - t0
+print(json.dumps({"seconds": dt, "samples": sum(s.n_samples for s in m.shards),
+  "rss_main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+  "rss_worker_max_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+"""
+
+
+def ensure_parents(workdir: Path, n: int, seed: int = 0) -> Path:
+    path = workdir / f"parents-{n}.parquet"
+    if not path.exists():
+        subprocess.run([sys.executable, "-m", "builder.cli", "synth-parents", "--n", str(n),
+                        "--out", str(path), "--seed", str(seed)], check=True)
+    return path
+
+
+def run_once(parents: Path, workers: int, spk: int) -> dict:
+    out = Path(tempfile.mkdtemp(prefix="bench-build-"))
+    try:
+        r = subprocess.run([sys.executable, "-c", CHILD, str(parents), str(out), str(workers), str(spk)],
+                           capture_output=True, text=True, check=True)
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000])
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--samples-per-shard", type=int, default=500)
+    ap.add_argument("--workdir", default="bench-out/build-work")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for n in args.sizes:
+        parents = ensure_parents(workdir, n)
+        for w in args.workers:
+            runs = [run_once(parents, w, args.samples_per_shard) for _ in range(args.repeats)]
+            sec = median([r["seconds"] for r in runs])
+            row = {"n_parents": n, "workers": w, "median_seconds": round(sec, 3),
+                   "samples": runs[0]["samples"],
+                   "samples_per_s": round(runs[0]["samples"] / sec, 1),
+                   "samples_per_s_per_worker": round(runs[0]["samples"] / sec / w, 1),
+                   "rss_main_mb": round(max(r["rss_main_mb"] for r in runs), 1),
+                   "rss_worker_max_mb": round(max(r["rss_worker_max_mb"] for r in runs), 1),
+                   "runs_seconds": [round(r["seconds"], 3) for r in runs]}
+            print(row, flush=True)
+            results.append(row)
+    base = {r["n_parents"]: r["samples_per_s"] for r in results if r["workers"] == 1}
+    for r in results:
+        r["speedup_vs_1_worker"] = round(r["samples_per_s"] / base[r["n_parents"]], 2) if r["n_parents"] in base else None
+    write_json(args.json, {"benchmark": "build", "repeats": args.repeats, "results": results})
+
+
+if __name__ == "__main__":
+    main()
