@@ -1,0 +1,198 @@
+"""Configuration of the arc injection: parameter distributions, rendering and acceptance cuts.
+
+Every field has a documented default; :meth:`InjectionConfig.validate` raises
+:class:`~shards.configio.ConfigError` naming the dotted key of the first bad value. See
+``docs/injection.md`` for the physics behind each default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from builder.inject.noise import DEFAULT_GAIN_E_PER_NMGY
+from shards.configio import check, check_range
+from shards.schema import BANDS
+
+#: SED templates understood by :func:`builder.photometry.band_fluxes_nmgy`.
+KNOWN_SEDS: tuple[str, ...] = ("E", "Im", "Scd")
+#: Ways to estimate the per-pixel background noise used by the S/N cut.
+NOISE_SIGMA_METHODS: tuple[str, ...] = ("psfdepth", "annulus_mad")
+
+
+@dataclass(frozen=True)
+class InjectionConfig:
+    """Distributions and cuts of the lensed-arc injection.
+
+    Ranges are ``(low, high)`` pairs drawn uniformly unless stated otherwise. All draws are
+    independent of the host's brightness; only the lens mass shape follows the host light.
+
+    Attributes
+    ----------
+    theta_e_arcsec : tuple[float, float]
+        Einstein radius range, arcsec (lenstronomy's product-average convention), uniform.
+        Default ``(0.5, 3.0)``.
+    lens_q_sigma : float
+        Gaussian scatter of the mass axis ratio about the host light's axis ratio. The draw is a
+        normal truncated to ``lens_q_range``. Default 0.1.
+    lens_q_range : tuple[float, float]
+        Allowed mass axis ratio (minor/major). Default ``(0.4, 1.0)``.
+    lens_phi_sigma_deg : float
+        Gaussian scatter of the mass position angle about the host light's, degrees. Default 10.
+    shear_sigma : float
+        Standard deviation of each external-shear component ``gamma1, gamma2``. Default 0.05.
+    source_re_arcsec : tuple[float, float]
+        Sersic half-light radius (product average of the semi-axes), arcsec. Default
+        ``(0.1, 0.5)``.
+    source_n_sersic : tuple[float, float]
+        Sersic index range. Default ``(0.5, 2.0)``.
+    source_q : tuple[float, float]
+        Source axis ratio range; the position angle is uniform in [0, 180) deg.
+        Default ``(0.3, 1.0)``.
+    source_mag_r : tuple[float, float]
+        Unlensed r-band AB magnitude range of the source. Never tied to the host.
+        Default ``(23.0, 26.0)``.
+    source_seds : tuple[str, ...]
+        SED templates (GalSim CWW) drawn with equal probability; they set the g-r and r-z colours
+        at the drawn redshift. Default ``("Im", "Scd")``.
+    source_z : tuple[float, float]
+        Source redshift range. Default ``(1.0, 3.0)``.
+    source_offset_max_theta_e : float
+        Source placement rule: the source centre is uniform in area within a disk of radius
+        ``source_offset_max_theta_e * theta_e`` around the lens centre. Default 0.5.
+    supersample : int
+        Sub-pixels per pixel side for the ray tracing. Default 4.
+    adaptive_supersample : bool
+        Supersample only the pixels where the arc has flux (the rest take the mean of their
+        ray-traced corners); matches full supersampling to ~1e-4 relative L2. Default True.
+    psf_beta : float
+        Moffat ``beta`` of the model PSF (FWHM = the catalog ``psfsize_b``). Default 3.5.
+    psf_kernel_radius_fwhm : float
+        Half-width of the Moffat kernel in units of the FWHM (capped at 31 pixels). Default 4.
+    gain_e_per_nmgy : tuple[float, float, float]
+        Effective coadd gain (photo-electrons per nanomaggy) in g, r, z for the arc shot noise.
+        Default: 3 passes x (87, 67, 100) s with the DECam nominal zero points, about 1.1e4 (see
+        :data:`builder.inject.noise.DEFAULT_GAIN_E_PER_NMGY`).
+    min_magnification : float
+        Minimum total magnification (lensed flux in the stamp / unlensed flux, before the PSF).
+        Default 5.
+    require_multiple_images : bool
+        Require the source centre to have at least two images. Default True.
+    min_arc_snr : float
+        Minimum optimal (matched-filter) S/N of the PSF-convolved arc, summed in quadrature over
+        g, r, z, against the background noise. Default 10.
+    noise_sigma_method : str
+        Per-pixel background noise for the S/N: ``"psfdepth"`` (from the catalog depth and the
+        Moffat noise-equivalent area, default) or ``"annulus_mad"`` (robust MAD of the stamp's
+        outer annulus).
+    max_draws : int
+        Draws tried before the injection is declared failed. Default 20.
+    """
+
+    theta_e_arcsec: tuple[float, float] = (0.5, 3.0)
+    lens_q_sigma: float = 0.1
+    lens_q_range: tuple[float, float] = (0.4, 1.0)
+    lens_phi_sigma_deg: float = 10.0
+    shear_sigma: float = 0.05
+    source_re_arcsec: tuple[float, float] = (0.1, 0.5)
+    source_n_sersic: tuple[float, float] = (0.5, 2.0)
+    source_q: tuple[float, float] = (0.3, 1.0)
+    source_mag_r: tuple[float, float] = (23.0, 26.0)
+    source_seds: tuple[str, ...] = ("Im", "Scd")
+    source_z: tuple[float, float] = (1.0, 3.0)
+    source_offset_max_theta_e: float = 0.5
+    supersample: int = 4
+    adaptive_supersample: bool = True
+    psf_beta: float = 3.5
+    psf_kernel_radius_fwhm: float = 4.0
+    gain_e_per_nmgy: tuple[float, float, float] = DEFAULT_GAIN_E_PER_NMGY
+    min_magnification: float = 5.0
+    require_multiple_images: bool = True
+    min_arc_snr: float = 10.0
+    noise_sigma_method: str = "psfdepth"
+    max_draws: int = 20
+
+    def validate(self, prefix: str = "injection") -> None:
+        """Raise :class:`~shards.configio.ConfigError` naming the first invalid key.
+
+        Parameters
+        ----------
+        prefix : str
+            Dotted path of this config inside the whole configuration.
+        """
+        p = f"{prefix}." if prefix else ""
+        check_range(self.theta_e_arcsec, f"{p}theta_e_arcsec", lo=0.05, hi=10.0)
+        check(
+            self.lens_q_sigma >= 0.0, f"{p}lens_q_sigma", f"must be >= 0 (got {self.lens_q_sigma})"
+        )
+        check_range(self.lens_q_range, f"{p}lens_q_range", lo=0.1, hi=1.0)
+        check(
+            self.lens_phi_sigma_deg >= 0.0,
+            f"{p}lens_phi_sigma_deg",
+            f"must be >= 0 (got {self.lens_phi_sigma_deg})",
+        )
+        check(
+            0.0 <= self.shear_sigma <= 0.3,
+            f"{p}shear_sigma",
+            f"must be in [0, 0.3] (got {self.shear_sigma})",
+        )
+        check_range(self.source_re_arcsec, f"{p}source_re_arcsec", lo=0.01, hi=5.0)
+        check_range(self.source_n_sersic, f"{p}source_n_sersic", lo=0.3, hi=8.0)
+        check_range(self.source_q, f"{p}source_q", lo=0.05, hi=1.0)
+        check_range(self.source_mag_r, f"{p}source_mag_r", lo=10.0, hi=35.0)
+        seds = self.source_seds
+        check(
+            isinstance(seds, list | tuple) and len(seds) > 0,
+            f"{p}source_seds",
+            f"expected a non-empty list of SED names, got {seds!r}",
+        )
+        for i, sed in enumerate(seds):
+            check(
+                sed in KNOWN_SEDS,
+                f"{p}source_seds[{i}]",
+                f"unknown SED {sed!r} (known: {', '.join(KNOWN_SEDS)})",
+            )
+        check_range(self.source_z, f"{p}source_z", lo=0.01, hi=6.0)
+        check(
+            0.0 < self.source_offset_max_theta_e <= 2.0,
+            f"{p}source_offset_max_theta_e",
+            f"must be in (0, 2] (got {self.source_offset_max_theta_e})",
+        )
+        check(
+            isinstance(self.supersample, int) and 1 <= self.supersample <= 16,
+            f"{p}supersample",
+            f"must be an integer in [1, 16] (got {self.supersample!r})",
+        )
+        check(self.psf_beta > 1.0, f"{p}psf_beta", f"must be > 1 (got {self.psf_beta})")
+        check(
+            1.0 <= self.psf_kernel_radius_fwhm <= 10.0,
+            f"{p}psf_kernel_radius_fwhm",
+            f"must be in [1, 10] (got {self.psf_kernel_radius_fwhm})",
+        )
+        gains = self.gain_e_per_nmgy
+        check(
+            isinstance(gains, list | tuple) and len(gains) == len(BANDS),
+            f"{p}gain_e_per_nmgy",
+            f"expected {len(BANDS)} values ({', '.join(BANDS)}), got {gains!r}",
+        )
+        for band, gain in zip(BANDS, gains, strict=True):
+            check(
+                1.0 <= float(gain) <= 1.0e7,
+                f"{p}gain_e_per_nmgy",
+                f"{band}-band gain must be in [1, 1e7] e-/nmgy (got {gain})",
+            )
+        check(
+            self.min_magnification >= 0.0,
+            f"{p}min_magnification",
+            f"must be >= 0 (got {self.min_magnification})",
+        )
+        check(self.min_arc_snr >= 0.0, f"{p}min_arc_snr", f"must be >= 0 (got {self.min_arc_snr})")
+        check(
+            self.noise_sigma_method in NOISE_SIGMA_METHODS,
+            f"{p}noise_sigma_method",
+            f"must be one of {', '.join(NOISE_SIGMA_METHODS)} (got {self.noise_sigma_method!r})",
+        )
+        check(
+            isinstance(self.max_draws, int) and 1 <= self.max_draws <= 10_000,
+            f"{p}max_draws",
+            f"must be an integer in [1, 10000] (got {self.max_draws!r})",
+        )

@@ -1,0 +1,292 @@
+"""Parameter draws, acceptance cuts and redraws of one arc injection (:func:`inject_arc`).
+
+Each draw takes *all* lens and source parameters from the configured distributions with a fixed
+sequence of generator calls (so a seed reproduces everything, and nothing depends on the host's
+brightness), then applies the cuts from cheapest to most expensive:
+
+1. ``multiple_images`` - the source centre has >= 2 images (triangle mapping at pixel
+   resolution; only if ``cfg.require_multiple_images``);
+2. ``magnification`` - lensed flux in the stamp / unlensed flux >= ``cfg.min_magnification``
+   (supersampled render, before the PSF);
+3. ``arc_snr`` - matched-filter S/N of the PSF-convolved arc, g, r, z in quadrature,
+   >= ``cfg.min_arc_snr``.
+
+A failed draw is counted under its reason and fully redrawn, up to ``cfg.max_draws`` times.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import special
+
+from builder.inject.config import InjectionConfig
+from builder.inject.host_shape import HostShape, measure_host_shape
+from builder.inject.lensing import LensParams
+from builder.inject.noise import (
+    arc_poisson_noise,
+    background_sigma_nmgy,
+    optimal_snr,
+    psf_nea_pix,
+)
+from builder.inject.psf import band_kernel_ffts, convolve
+from builder.inject.render import (
+    PixelGrid,
+    n_images,
+    render_lensed,
+    render_lensed_adaptive,
+    trace_corners,
+)
+from builder.inject.source import SersicParams
+from builder.photometry import band_fluxes_nmgy, nmgy_to_mag
+from shards.schema import BANDS, PIXEL_SCALE_ARCSEC, STAMP_SHAPE, STAMP_SIZE_PIX
+
+#: Rejection reasons, in the order the cuts are applied.
+REJECTION_REASONS: tuple[str, ...] = ("multiple_images", "magnification", "arc_snr")
+
+
+@dataclass
+class InjectionResult:
+    """Outcome of :func:`inject_arc`.
+
+    Attributes
+    ----------
+    accepted : bool
+        False if all ``cfg.max_draws`` draws failed the acceptance cuts.
+    image_nmgy : np.ndarray or None
+        float32 ``(3, 64, 64)`` host + arc + arc photon noise, nmgy (None if rejected).
+    arc_nmgy : np.ndarray or None
+        float32 ``(3, 64, 64)`` noiseless PSF-convolved arc, nmgy (None if rejected).
+    params : dict
+        JSON-serialisable lens, source, PSF, noise and acceptance values (see
+        ``docs/injection.md``); for a rejected injection only the host/PSF/noise entries and
+        ``n_draws``.
+    rejections : dict[str, int]
+        Failed draws by reason (keys: :data:`REJECTION_REASONS`).
+    n_draws : int
+        Draws made, including the accepted one.
+    """
+
+    accepted: bool
+    image_nmgy: np.ndarray | None
+    arc_nmgy: np.ndarray | None
+    params: dict[str, Any]
+    rejections: dict[str, int] = field(default_factory=dict)
+    n_draws: int = 0
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One draw of all random injection parameters.
+
+    Attributes
+    ----------
+    lens : LensParams
+        SIE + shear lens.
+    source : SersicParams
+        Sersic source (position relative to the lens centre).
+    mag_r : float
+        Unlensed r-band AB magnitude of the source.
+    sed : str
+        SED template name.
+    redshift : float
+        Source redshift.
+    """
+
+    lens: LensParams
+    source: SersicParams
+    mag_r: float
+    sed: str
+    redshift: float
+
+
+def _uniform(rng: np.random.Generator, pair: tuple[float, float]) -> float:
+    return float(rng.uniform(pair[0], pair[1]))
+
+
+def _truncated_normal(
+    rng: np.random.Generator, mean: float, sigma: float, lo: float, hi: float
+) -> float:
+    """One draw of N(mean, sigma) truncated to [lo, hi], by inverse-CDF (one uniform)."""
+    u = float(rng.uniform())
+    if sigma <= 0.0:
+        return min(max(mean, lo), hi)
+    c_lo = special.ndtr((lo - mean) / sigma)
+    c_hi = special.ndtr((hi - mean) / sigma)
+    if c_hi - c_lo < 1e-12:  # the window is far in a tail: take the nearer bound
+        return lo if mean < lo else hi
+    x = mean + sigma * float(special.ndtri(c_lo + u * (c_hi - c_lo)))
+    return min(max(x, lo), hi)
+
+
+def draw_parameters(rng: np.random.Generator, cfg: InjectionConfig, host: HostShape) -> Draw:
+    """Draw one set of lens and source parameters.
+
+    The generator is called the same number of times whatever the values, so draws are
+    reproducible and aligned between hosts. Only the mass shape depends on the host, through
+    its light shape; the source (magnitude included) never does.
+
+    Parameters
+    ----------
+    rng : np.random.Generator
+        Random generator.
+    cfg : InjectionConfig
+        Distributions.
+    host : HostShape
+        Host light shape that the mass axis ratio and angle scatter around.
+
+    Returns
+    -------
+    Draw
+        The parameters.
+    """
+    theta_e = _uniform(rng, cfg.theta_e_arcsec)
+    lo, hi = cfg.lens_q_range
+    lens_q = _truncated_normal(rng, host.q, cfg.lens_q_sigma, lo, hi)
+    lens_phi = (host.phi_deg + cfg.lens_phi_sigma_deg * float(rng.standard_normal())) % 180.0
+    gamma1, gamma2 = (float(g) for g in cfg.shear_sigma * rng.standard_normal(2))
+    # source centre uniform in area within a disk of radius f * theta_E
+    radius = cfg.source_offset_max_theta_e * theta_e * math.sqrt(float(rng.uniform()))
+    angle = float(rng.uniform(0.0, 2.0 * math.pi))
+    source = SersicParams(
+        x_arcsec=radius * math.cos(angle),
+        y_arcsec=radius * math.sin(angle),
+        re_arcsec=_uniform(rng, cfg.source_re_arcsec),
+        n_sersic=_uniform(rng, cfg.source_n_sersic),
+        q=_uniform(rng, cfg.source_q),
+        phi_deg=float(rng.uniform(0.0, 180.0)),
+    )
+    mag_r = _uniform(rng, cfg.source_mag_r)
+    sed = str(cfg.source_seds[int(rng.integers(len(cfg.source_seds)))])
+    redshift = _uniform(rng, cfg.source_z)
+    lens = LensParams(theta_e, lens_q, lens_phi, gamma1, gamma2)
+    return Draw(lens=lens, source=source, mag_r=mag_r, sed=sed, redshift=redshift)
+
+
+def _draw_params(draw: Draw, band_flux_nmgy: np.ndarray) -> dict[str, Any]:
+    lens, src = draw.lens, draw.source
+    out: dict[str, Any] = {
+        "theta_e_arcsec": lens.theta_e_arcsec,
+        "lens_q": lens.q,
+        "lens_phi_deg": lens.phi_deg,
+        "gamma1": lens.gamma1,
+        "gamma2": lens.gamma2,
+        "source_x_arcsec": src.x_arcsec,
+        "source_y_arcsec": src.y_arcsec,
+        "source_re_arcsec": src.re_arcsec,
+        "source_n_sersic": src.n_sersic,
+        "source_q": src.q,
+        "source_phi_deg": src.phi_deg,
+        "source_z": draw.redshift,
+        "source_sed": draw.sed,
+    }
+    mags = nmgy_to_mag(band_flux_nmgy)
+    for b, band in enumerate(BANDS):
+        out[f"source_mag_{band}"] = float(mags[b])
+    return out
+
+
+def inject_arc(
+    stamp_nmgy: np.ndarray,
+    catalog: Mapping[str, float],
+    rng: np.random.Generator,
+    cfg: InjectionConfig,
+    psf_images: np.ndarray | None = None,
+) -> InjectionResult:
+    """Inject a strongly lensed Sersic arc into a host cutout.
+
+    Parameters
+    ----------
+    stamp_nmgy : np.ndarray
+        float32 ``(3, 64, 64)`` g, r, z host cutout centred on the lens, nmgy per pixel.
+    catalog : Mapping[str, float]
+        ``psfsize_g/r/z`` (PSF FWHM, arcsec) and ``psfdepth_g/r/z`` (1/nmgy^2).
+    rng : np.random.Generator
+        Source of all randomness (draws and arc photon noise).
+    cfg : InjectionConfig
+        Distributions and cuts.
+    psf_images : np.ndarray or None
+        Optional ``(3, K, K)`` PSF images (K odd) used instead of Moffat(psfsize, psf_beta).
+
+    Returns
+    -------
+    InjectionResult
+        The injected image, noiseless arc, parameters and rejection counts.
+    """
+    stamp = np.asarray(stamp_nmgy, dtype=np.float32)
+    if stamp.shape != STAMP_SHAPE:
+        raise ValueError(f"stamp must have shape {STAMP_SHAPE}, got {stamp.shape}")
+    fwhms = [float(catalog[f"psfsize_{b}"]) for b in BANDS]
+    gains = [float(g) for g in cfg.gain_e_per_nmgy]
+    spectra = band_kernel_ffts(fwhms, cfg.psf_beta, cfg.psf_kernel_radius_fwhm, psf_images)
+    nea = psf_nea_pix(fwhms, cfg.psf_beta, psf_images)
+    sigma = background_sigma_nmgy(stamp, catalog, nea, cfg.noise_sigma_method)
+    host = measure_host_shape(stamp[BANDS.index("r")])
+    grid = PixelGrid(STAMP_SIZE_PIX, PIXEL_SCALE_ARCSEC, cfg.supersample)
+
+    common: dict[str, Any] = {"host_q": host.q, "host_phi_deg": host.phi_deg}
+    common["host_shape_measured"] = host.measured
+    for b, band in enumerate(BANDS):
+        common[f"psf_fwhm_{band}"] = fwhms[b]
+        common[f"gain_e_per_nmgy_{band}"] = gains[b]
+        common[f"noise_sigma_nmgy_{band}"] = float(sigma[b])
+    common["psf_model"] = "supplied" if psf_images is not None else "moffat"
+
+    rejections = dict.fromkeys(REJECTION_REASONS, 0)
+    for n_draw in range(1, cfg.max_draws + 1):
+        draw = draw_parameters(rng, cfg, host)
+        corners = trace_corners(draw.lens, grid)
+        images = n_images(draw.lens, draw.source, grid, corners)
+        if cfg.require_multiple_images and images < 2:
+            rejections["multiple_images"] += 1
+            continue
+        # unit source flux: the image sum is the magnification
+        if cfg.adaptive_supersample:
+            unit = render_lensed_adaptive(draw.lens, draw.source, grid, corners=corners)
+        else:
+            unit = render_lensed(draw.lens, draw.source, grid)
+        magnification = float(unit.sum(dtype=np.float64))
+        if magnification < cfg.min_magnification:
+            rejections["magnification"] += 1
+            continue
+        flux = band_fluxes_nmgy(draw.sed, draw.redshift, draw.mag_r)
+        # one FFT of the unit image, one kernel per band, then the band fluxes
+        arc = convolve(unit, spectra) * flux.astype(np.float32)[:, None, None]
+        snr = optimal_snr(arc, sigma, gains)
+        snr_total = float(np.sqrt(np.sum(snr * snr)))
+        if snr_total < cfg.min_arc_snr:
+            rejections["arc_snr"] += 1
+            continue
+        noise = arc_poisson_noise(arc, gains, rng)
+        image = stamp + arc + noise
+        params = _draw_params(draw, flux)
+        params["n_images"] = images
+        params["magnification"] = magnification
+        params["arc_snr"] = snr_total
+        for b, band in enumerate(BANDS):
+            params[f"arc_snr_{band}"] = float(snr[b])
+            params[f"arc_flux_nmgy_{band}"] = float(arc[b].sum(dtype=np.float64))
+        params.update(common)
+        params["n_draws"] = n_draw
+        return InjectionResult(
+            accepted=True,
+            image_nmgy=image.astype(np.float32, copy=False),
+            arc_nmgy=arc.astype(np.float32, copy=False),
+            params=params,
+            rejections=rejections,
+            n_draws=n_draw,
+        )
+    params = dict(common)
+    params["n_draws"] = cfg.max_draws
+    return InjectionResult(
+        accepted=False,
+        image_nmgy=None,
+        arc_nmgy=None,
+        params=params,
+        rejections=rejections,
+        n_draws=cfg.max_draws,
+    )
