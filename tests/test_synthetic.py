@@ -129,12 +129,15 @@ def test_sources_add_poisson_noise() -> None:
 def test_star_fwhm_matches_psfsize() -> None:
     for i in range(3):
         p = draw_params(4, i, CFG)
-        star = SynthComponent("star", 0.0, 0.0, (1.0, 2.0, 3.0))
+        # place the star on a pixel centre (0-based (32, 32)): GalSim's calculateFWHM reads the
+        # peak from the central pixel, which is biased when the star sits on a pixel corner
+        half = 0.5 * PIXEL_SCALE_ARCSEC
+        star = SynthComponent("star", half, half, (1.0, 2.0, 3.0))
         img = render_stamp(dataclasses.replace(p, components=(star,)), CFG)
         np.testing.assert_allclose(img.sum(axis=(1, 2)), star.flux_nmgy, rtol=2e-3)
         for b in range(len(BANDS)):
             image = galsim.Image(img[b].astype(np.float64), scale=PIXEL_SCALE_ARCSEC)
-            centre = galsim.PositionD(CENTER_PIX[0] + 1, CENTER_PIX[1] + 1)  # 1-based
+            centre = galsim.PositionD(CENTER_PIX[0] + 1.5, CENTER_PIX[1] + 1.5)  # 1-based
             fwhm = image.calculateFWHM(center=centre)
             assert fwhm == pytest.approx(p.psfsize_arcsec[b], rel=0.04)
 

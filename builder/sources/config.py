@@ -206,8 +206,8 @@ class SynthConfig:
     sersic_trunc_hlr : Sersic profiles are truncated at this many half-light radii (Tractor's
         profiles are truncated too; it also keeps the FFTs small); 8.
     axis_ratio_range : host minor/major axis ratio; 0.5-1.
-    center_jitter_pix : host centre is pixel (32, 32) (0-based x, y) plus a uniform
-        sub-pixel offset within +-this; 0.5.
+    center_jitter_pix : host centre is (31.5, 31.5) (0-based x, y; the stamp centre, where the
+        injected lens is centred) plus a uniform offset within +-this, pixels; 0.1 (0.03").
     psf_beta : Moffat beta of every band's PSF; 3.5.
     psfsize_r_range : r-band PSF FWHM (arcsec); 1.1-1.6.
     psfsize_ratio_g, psfsize_ratio_z : mean g/r and z/r FWHM ratios; 1.06 and 0.93 (Kolmogorov
@@ -238,7 +238,7 @@ class SynthConfig:
     sersic_n: float = 4.0
     sersic_trunc_hlr: float = 8.0
     axis_ratio_range: tuple[float, ...] = (0.5, 1.0)
-    center_jitter_pix: float = 0.5
+    center_jitter_pix: float = 0.1
     psf_beta: float = 3.5
     psfsize_r_range: tuple[float, ...] = (1.1, 1.6)
     psfsize_ratio_g: float = 1.06

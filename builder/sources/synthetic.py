@@ -4,7 +4,9 @@ Every parent is a 64 x 64 g, r, z stamp (0.262"/pixel, nanomaggies):
 
 * host: Sersic (n = 4 by default) LRG, total r magnitude and redshift drawn from the config,
   colours from the CWW elliptical template (:func:`builder.photometry.band_fluxes_nmgy`),
-  centred on pixel (32, 32) (0-based x, y) within a sub-pixel jitter;
+  centred at (31.5, 31.5) (0-based x, y: the corner shared by the four central pixels, where
+  the Legacy Survey cutout service puts the requested position of an even-sized cutout, and
+  where the injected lens is centred) within a small jitter (catalog astrometry);
 * neighbours (Poisson) and stars (Poisson) away from the centre;
 * per-band Moffat PSF with FWHM = ``psfsize_<b>`` (g a bit broader, z a bit sharper, correlated);
 * Gaussian sky noise with ``sigma_pix = sigma_pix_from_psfdepth(psfdepth_<b>, NEA)``, so the
@@ -36,7 +38,7 @@ from builder.sources.config import SynthConfig
 from builder.sources.parquet import write_parents_parquet
 from shards.schema import BANDS, CATALOG_FIELDS, PIXEL_SCALE_ARCSEC, STAMP_SIZE_PIX
 
-CENTER_PIX: tuple[float, float] = (32.0, 32.0)
+CENTER_PIX: tuple[float, float] = (31.5, 31.5)
 """0-based (x, y) pixel of the stamp centre on which hosts are placed."""
 COMPONENT_KINDS: tuple[str, ...] = ("host", "neighbour", "star")
 _NEIGHBOUR_SERSIC_N = {"E": 4.0, "Scd": 1.0}
