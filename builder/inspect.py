@@ -33,14 +33,13 @@ def describe_shard(path: str | Path, key: str | None = None, limit: int = 5) -> 
     return "\n".join(lines)
 
 
-def shard_png(
-    path: str | Path,
-    png: str | Path,
-    key: str | None = None,
-    n: int = 16,
-    positives_first: bool = True,
-) -> Path:
-    """Write a grid of colour composites (g,r,z -> b,g,r, asinh stretch) of samples."""
+def shard_png(path: str | Path, png: str | Path, key: str | None = None, n: int = 16,
+              positives_first: bool = True) -> Path:
+    """Write a grid of colour composites (z, r, g -> red, green, blue; asinh stretch).
+
+    When the shard was built ``--with-arcs``, each positive is followed by its noiseless arc
+    model on the same stretch, so faint realistic arcs can be seen.
+    """
     from train.plots import plot_cutout_grid
 
     samples = [s for s in iter_tar_samples(str(path)) if key is None or s["__key__"] == key]
@@ -48,17 +47,19 @@ def shard_png(
         raise KeyError(f"no matching samples in {path}")
     if positives_first:
         samples.sort(key=lambda s: -s["label"])
-    samples = samples[:n]
-    titles = []
+    images, titles = [], []
     for s in samples:
+        if len(images) >= n:
+            break
         inj = s["meta"].get("injection")
+        images.append(s["image"])
         if inj:
-            titles.append(
-                f'LENS thE={inj.get("theta_e_arcsec", 0):.2f}" '
-                f"mu={inj.get('magnification', 0):.1f} snr={inj.get('arc_snr_r', 0):.0f}"
-            )
+            titles.append(f"lens thE={inj.get('theta_e_arcsec', 0):.1f}\" "
+                          f"mu={inj.get('magnification', 0):.0f} S/N={inj.get('arc_snr', 0):.0f}")
+            if "arc" in s:
+                images.append(s["arc"])
+                titles.append(f"arc model r={inj.get('source_mag_r', 0):.1f} (unlensed)")
         else:
             titles.append("control")
-    images = np.stack([s["image"] for s in samples])
-    plot_cutout_grid(images, titles, png)
+    plot_cutout_grid(np.stack(images[:n]).astype(np.float32), titles[:n], png)
     return Path(png)
