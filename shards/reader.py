@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import io
 import json
+import math
+import mmap
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -170,9 +173,13 @@ class IndexedShard:
         self.path = str(path)
         self.index = load_index(path)
         try:
-            self.buf = memoryview(Path(path).read_bytes())
-        except OSError as exc:
+            with open(path, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                # Memory-map rather than read: pages come straight from the page cache.
+                mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        except (OSError, ValueError) as exc:
             raise ShardFormatError(f"{path}: cannot read ({exc})") from None
+        self.buf = memoryview(mm)
         if len(self.buf) != self.index["tar_bytes"]:
             raise ShardFormatError(
                 f"{path}: size {len(self.buf)} bytes differs from its index "
@@ -187,8 +194,9 @@ class IndexedShard:
     def _member(self, key: str, suffix: str, entry: list[int]) -> memoryview:
         hdr, off, size = entry
         name = f"{key}.{suffix}".encode()
+        # ustar name field (100 bytes) of the header block just before the data
         stored = bytes(self.buf[hdr : hdr + 100]).rstrip(b"\0")
-        if stored != name or off + size > len(self.buf):
+        if stored != name[:100] or off + size > len(self.buf):
             raise ShardFormatError(
                 f"{self.path}: member {name.decode()} not found at its indexed offset {hdr}"
             )
@@ -212,7 +220,7 @@ class IndexedShard:
                 return decode_npy(data, where)  # general path with full checks
             self._npy_headers[head] = parsed
         dtype, shape, hlen = parsed
-        count = int(np.prod(shape))
+        count = math.prod(shape)
         if hlen + count * dtype.itemsize != len(data):
             raise ShardFormatError(f"{where}: .npy size does not match its header")
         return np.frombuffer(data, dtype=dtype, count=count, offset=hlen).reshape(shape)

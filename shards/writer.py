@@ -154,7 +154,8 @@ def build_index(tar_path: str | Path, sha256: str) -> dict[str, Any]:
             if current is None or current["key"] != key:
                 current = {"key": key, "members": {}}
                 samples.append(current)
-            current["members"][suffix] = [m.offset, m.offset_data, m.size]
+            # the ustar header block that directly precedes the data (after any PAX header)
+            current["members"][suffix] = [m.offset_data - tarfile.BLOCKSIZE, m.offset_data, m.size]
     return {
         "schema_version": SCHEMA_VERSION,
         "tar_sha256": sha256,

@@ -185,3 +185,23 @@ def test_make_key_rules():
     assert make_key("x" * 300) != make_key("x" * 299)
     with pytest.raises(ValueError):
         make_key("")
+
+
+def test_indexed_reader_handles_pax_headers(tmp_path):
+    """Tars written by other tools may carry PAX headers (e.g. float mtimes): still indexable."""
+    import hashlib
+
+    from shards.schema import index_name
+    from shards.writer import build_index, encode_sample
+
+    path = tmp_path / "pax-000000.tar"
+    with open(path, "wb") as fh, wds.TarWriter(fh, encoder=False, mtime=1234.5) as tw:
+        for s in _samples(3):
+            tw.write(encode_sample(s))
+    with tarfile.open(path) as tf:
+        assert any(m.pax_headers for m in tf.getmembers())
+    index = build_index(path, hashlib.sha256(path.read_bytes()).hexdigest())
+    (tmp_path / "pax-000000.idx.json").write_text(json.dumps(index))
+    assert index_name(str(path)).endswith("pax-000000.idx.json")
+    got = list(IndexedShard(path).iter_samples())
+    assert [g["__key__"] for g in got] == ["ggal0", "ggal1", "ggal2"]
