@@ -313,8 +313,13 @@ def make_shards(
     for s in summaries.values():
         all_rejects.extend(Rejection(**r) for r in s.rejections)
     _finalise(manifest, plan, scan.rejections, list(summaries.values()), out_dir)
+    try:
+        _check_reject_fraction(len(all_rejects), plan.n_parents, cfg, all_rejects)
+    except BuildError:
+        manifest.status = "aborted"  # verify and the trainer refuse an aborted dataset
+        manifest.save(out_dir)
+        raise
     manifest.save(out_dir)
-    _check_reject_fraction(len(all_rejects), plan.n_parents, cfg, all_rejects)
     return manifest
 
 

@@ -33,8 +33,13 @@ def describe_shard(path: str | Path, key: str | None = None, limit: int = 5) -> 
     return "\n".join(lines)
 
 
-def shard_png(path: str | Path, png: str | Path, key: str | None = None, n: int = 16,
-              positives_first: bool = True) -> Path:
+def shard_png(
+    path: str | Path,
+    png: str | Path,
+    key: str | None = None,
+    n: int = 16,
+    positives_first: bool = True,
+) -> Path:
     """Write a grid of colour composites (z, r, g -> red, green, blue; asinh stretch).
 
     When the shard was built ``--with-arcs``, each positive is followed by its noiseless arc
@@ -54,8 +59,10 @@ def shard_png(path: str | Path, png: str | Path, key: str | None = None, n: int 
         inj = s["meta"].get("injection")
         images.append(s["image"])
         if inj:
-            titles.append(f"lens thE={inj.get('theta_e_arcsec', 0):.1f}\" "
-                          f"mu={inj.get('magnification', 0):.0f} S/N={inj.get('arc_snr', 0):.0f}")
+            titles.append(
+                f'lens thE={inj.get("theta_e_arcsec", 0):.1f}" '
+                f"mu={inj.get('magnification', 0):.0f} S/N={inj.get('arc_snr', 0):.0f}"
+            )
             if "arc" in s:
                 images.append(s["arc"])
                 titles.append(f"arc model r={inj.get('source_mag_r', 0):.1f} (unlensed)")

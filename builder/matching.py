@@ -14,6 +14,20 @@ import numpy as np
 from scipy.stats import ks_2samp
 
 COLUMNS = ("r_flux_nmgy", "psfsize_r", "psfdepth_r")
+APERTURE_RADIUS_PIX = 8.0  # 2.1 arcsec: r-band aperture flux used to compare hosts and controls
+_YY, _XX = np.mgrid[:64, :64] - 31.5
+_R = np.hypot(_XX, _YY)
+_IN = _R < APERTURE_RADIUS_PIX
+_OUT = _R >= 24.0
+
+
+def aperture_flux_nmgy(band: np.ndarray) -> float:
+    """Background-subtracted flux within :data:`APERTURE_RADIUS_PIX` of the centre, nanomaggies.
+
+    The background is the median of the outer annulus (r >= 24 px).
+    """
+    bkg = float(np.median(band[_OUT]))
+    return float(band[_IN].sum() - bkg * _IN.sum())
 
 
 def matching_report(rows: Iterable[Sequence[Any]]) -> dict[str, Any]:

@@ -28,7 +28,6 @@ class PlannedSample:
     row: int
     location: str
     catalog: tuple[float, ...]
-    r_flux_nmgy: float
 
 
 @dataclass
@@ -95,7 +94,6 @@ def plan_build(scan: ScanResult, cfg: BuildConfig) -> Plan:
                     row=scan.row[i],
                     location=loc,
                     catalog=tuple(scan.catalog[i]),
-                    r_flux_nmgy=scan.r_flux_nmgy[i],
                 )
             )
             assignment[split][r] += 1

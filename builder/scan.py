@@ -4,6 +4,12 @@ The scan learns each galaxy's id, location and catalog values (a few dozen bytes
 records every bad row as a rejection, so that planning can assign splits, roles and shards before
 any injection runs. Chunks are scanned in parallel; results are concatenated in chunk order, so
 the outcome does not depend on the worker count.
+
+When the source can list ids and catalog values without its stamps (a Parquet file that has every
+catalog column), the scan reads only those columns and each stamp is decoded and validated once,
+by the shard task; a bad stamp is then recorded as a rejection by that task and its shard holds
+one sample fewer than planned (``n_planned`` / ``n_rejected`` in the manifest). Otherwise (FITS,
+or depths estimated from the stamps) the scan decodes and validates every stamp up front.
 """
 
 from __future__ import annotations
@@ -13,25 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from builder.sources.base import ParentRecord, Rejection
+from builder.sources.base import CatalogRow, ParentRecord, Rejection
 from builder.sources.open import SourceSpec, open_source
 from builder.validate import BadRecord, Limits, check_catalog
 from shards.schema import CATALOG_FIELDS
-
-APERTURE_RADIUS_PIX = 8.0  # 2.1 arcsec: r-band aperture flux used to compare hosts and controls
-_YY, _XX = np.mgrid[:64, :64] - 31.5
-_R = np.hypot(_XX, _YY)
-_IN = _R < APERTURE_RADIUS_PIX
-_OUT = _R >= 24.0
-
-
-def aperture_flux_nmgy(band: np.ndarray) -> float:
-    """Background-subtracted flux within :data:`APERTURE_RADIUS_PIX` of the centre, nanomaggies.
-
-    The background is the median of the outer annulus (r >= 24 px).
-    """
-    bkg = float(np.median(band[_OUT]))
-    return float(band[_IN].sum() - bkg * _IN.sum())
 
 
 @dataclass
@@ -43,7 +34,6 @@ class ScanResult:
     chunk: list[int] = field(default_factory=list)
     row: list[int] = field(default_factory=list)
     catalog: list[list[float]] = field(default_factory=list)
-    r_flux_nmgy: list[float] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -56,7 +46,6 @@ class ScanResult:
             "chunk",
             "row",
             "catalog",
-            "r_flux_nmgy",
             "rejections",
         ):
             getattr(self, name).extend(getattr(other, name))
@@ -70,12 +59,14 @@ def scan_chunk(spec: SourceSpec, chunk: int, limits: Limits) -> ScanResult:
     """Read one chunk, validate every record against ``limits``, return its columns."""
     source = open_source(spec)
     out = ScanResult()
-    for item in source.read_chunk(chunk):
+    catalog_only = getattr(source, "catalog_scan", False)
+    items = source.read_catalog(chunk) if catalog_only else source.read_chunk(chunk)
+    for item in items:
         if isinstance(item, Rejection):
             item.stage = "scan"
             out.rejections.append(item)
             continue
-        rec: ParentRecord = item
+        rec: ParentRecord | CatalogRow = item
         try:
             cat = check_catalog(rec.catalog, limits)
         except BadRecord as bad:
@@ -88,7 +79,6 @@ def scan_chunk(spec: SourceSpec, chunk: int, limits: Limits) -> ScanResult:
         out.chunk.append(rec.chunk)
         out.row.append(rec.row)
         out.catalog.append([cat[k] for k in CATALOG_FIELDS])
-        out.r_flux_nmgy.append(aperture_flux_nmgy(rec.stamp_nmgy[1]))
     return out
 
 
@@ -112,6 +102,6 @@ def scan_source(
         if max_parents is not None and len(total) >= max_parents:
             break
     if max_parents is not None and len(total) > max_parents:
-        for name in ("galaxy_id", "location", "chunk", "row", "catalog", "r_flux_nmgy"):
+        for name in ("galaxy_id", "location", "chunk", "row", "catalog"):
             setattr(total, name, getattr(total, name)[:max_parents])
     return total

@@ -22,6 +22,7 @@ import numpy as np
 
 from builder.config import BuildConfig
 from builder.inject import inject_arc
+from builder.matching import aperture_flux_nmgy
 from builder.plan import PlannedSample, ShardTask, catalog_dict
 from builder.sources.base import Rejection
 from builder.sources.open import SourceSpec, open_source
@@ -155,7 +156,8 @@ def run_task(
                 label = 0
             writer.write(Sample(key=s.key, image_nmgy=image, meta=meta, label=label, arc_nmgy=arc))
             _maybe_crash(_WRITTEN)
-            summary.match_rows.append([s.role, s.r_flux_nmgy, cat["psfsize_r"], cat["psfdepth_r"]])
+            r_flux = aperture_flux_nmgy(rec.stamp_nmgy[1])  # the parent stamp, before injection
+            summary.match_rows.append([s.role, r_flux, cat["psfsize_r"], cat["psfdepth_r"]])
     info = writer.info
     summary.n_samples, summary.n_pos, summary.n_neg = info.n_samples, info.n_pos, info.n_neg
     summary.sha256, summary.bytes = info.sha256, info.bytes

@@ -86,7 +86,9 @@ def check_catalog(catalog: Mapping[str, object], limits: Limits = Limits()) -> d
         try:
             v = float(catalog[name])  # type: ignore[arg-type]
         except (TypeError, ValueError):
-            raise BadRecord("nonfinite_catalog", f"{name}={catalog[name]!r} is not a number") from None
+            raise BadRecord(
+                "nonfinite_catalog", f"{name}={catalog[name]!r} is not a number"
+            ) from None
         if not np.isfinite(v):
             raise BadRecord("nonfinite_catalog", f"{name}={v}")
         out[name] = v

@@ -354,3 +354,23 @@ def test_invalid_data_config_names_the_key(data, key):
 def test_rank_outside_world_is_refused(tiny):
     with pytest.raises(ValueError, match="outside"):
         make_loader(tiny, "train", DataConfig(), epoch=0, rank=2, world_size=2, training=True)
+
+
+def test_loader_refuses_unfinished_or_aborted_dataset(tmp_path):
+    from shards.manifest import Manifest, ManifestError
+
+    make_tiny_dataset(tmp_path, {"train": (3,), "val": (2,), "test": (1,)})
+    m = Manifest.load(tmp_path)
+    for status in ("building", "aborted"):
+        m.status = status
+        m.save(tmp_path)
+        with pytest.raises(ManifestError, match=status):
+            make_loader(
+                tmp_path,
+                "train",
+                DataConfig(batch_size=2),
+                epoch=0,
+                rank=0,
+                world_size=1,
+                training=True,
+            )

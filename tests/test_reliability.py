@@ -192,9 +192,39 @@ def test_too_many_rejections_abort_with_summary(tmp_path):
     parents = tmp_path / "parents.parquet"
     _bad_parquet(parents, n_good=5)
     cfg = load_build_config(None, {"input": {"kind": "parquet", "path": str(parents)}})
-    with pytest.raises(BuildError, match=r"rejected .*corrupt_stamp"):
+    # catalog-level problems abort right after the scan, before any shard is built
+    with pytest.raises(BuildError, match=r"rejected .*bad_psfsize"):
         make_shards(cfg, tmp_path / "out", BuildOptions(progress=False))
     assert (tmp_path / "out" / "rejects.jsonl").is_file()
+    assert not list((tmp_path / "out").glob("*/*.tar"))
+
+
+def test_too_many_bad_stamps_abort_after_the_tasks(tmp_path):
+    rng = np.random.default_rng(1)
+    rows = [
+        {
+            "galaxy_id": f"g{i}",
+            "stamp_npz": _npz(_good_stamp(rng)) if i % 3 else b"junk",
+            "ra": 1.0,
+            "dec": 2.0,
+            "psfsize_g": 1.4,
+            "psfsize_r": 1.3,
+            "psfsize_z": 1.2,
+            "psfdepth_g": 1500.0,
+            "psfdepth_r": 600.0,
+            "psfdepth_z": 120.0,
+        }
+        for i in range(30)
+    ]
+    parents = tmp_path / "p.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), parents)
+    cfg = load_build_config(None, {"input": {"kind": "parquet", "path": str(parents)}})
+    with pytest.raises(BuildError, match=r"10 of 30 parent rows rejected .*corrupt_stamp: 10"):
+        make_shards(cfg, tmp_path / "out", BuildOptions(progress=False))
+    lines = (tmp_path / "out" / "rejects.jsonl").read_text().splitlines()
+    assert len(lines) == 10 and all('"corrupt_stamp"' in line for line in lines)
+    assert Manifest.load(tmp_path / "out").status == "aborted"
+    assert not verify_dataset(tmp_path / "out").ok
 
 
 def test_missing_stamp_column_is_a_clear_error(tmp_path):

@@ -23,7 +23,6 @@ def _scan(ids: list[str]) -> ScanResult:
         s.chunk.append(i // 100)
         s.row.append(i % 100)
         s.catalog.append([0.0, 0.0, 1.3, 1.2, 1.1, 300.0, 200.0, 50.0])
-        s.r_flux_nmgy.append(10.0)
     return s
 
 

@@ -31,7 +31,7 @@ import webdataset as wds
 from torch.utils.data import DataLoader
 
 from shards.configio import check
-from shards.manifest import Manifest
+from shards.manifest import Manifest, ManifestError
 from shards.reader import IndexedShard, ShardFormatError, decode_member
 from shards.schema import META_SUFFIX, SAFE_MODEL_METADATA, STAMP_SHAPE
 from train.partition import WorkItem, max_steps, n_worker_slots, plan_work_items, steps_per_rank
@@ -309,6 +309,11 @@ def to_torch(batch: Batch) -> Batch:
 def shard_list(root: str | Path, split: str) -> tuple[list[tuple[str, int]], int]:
     """``(url, n_samples)`` of each shard of ``split`` and the manifest's expected total."""
     manifest = Manifest.load(root)
+    if manifest.status != "complete":
+        raise ManifestError(
+            f"{root}: dataset status is {manifest.status!r}, not 'complete' (an unfinished or "
+            "aborted build); finish it with `builder make-shards` before training on it"
+        )
     shards = [(str(Path(root) / e.path), e.n_samples) for e in manifest.shards_for(split)]
     return shards, manifest.expected(split)
 

@@ -47,6 +47,17 @@ class ParentRecord:
 
 
 @dataclass
+class CatalogRow:
+    """Id and catalog values of a parent galaxy without its stamp (from a catalog-only scan)."""
+
+    galaxy_id: str
+    catalog: dict[str, float]
+    location: str
+    chunk: int = 0
+    row: int = 0
+
+
+@dataclass
 class Rejection:
     """A parent galaxy (or row) that was refused, with the reason; written to ``rejects.jsonl``."""
 
@@ -57,8 +68,13 @@ class Rejection:
     detail: str = ""
 
     def to_json(self) -> dict:
-        return {"galaxy_id": self.galaxy_id, "location": self.location, "reason": self.reason,
-                "stage": self.stage, "detail": self.detail}
+        return {
+            "galaxy_id": self.galaxy_id,
+            "location": self.location,
+            "reason": self.reason,
+            "stage": self.stage,
+            "detail": self.detail,
+        }
 
 
 @dataclass
@@ -87,3 +103,15 @@ class ParentSource(Protocol):
     def read_chunk(self, chunk: int) -> Iterator[ParentRecord | Rejection]: ...
 
     def read(self, chunk: int, rows: Sequence[int]) -> Iterator[ParentRecord | Rejection]: ...
+
+
+class CatalogScannable(Protocol):
+    """Optional extension: sources that can list ids and catalog values without stamps.
+
+    ``catalog_scan`` says whether it applies to this input; ``read_catalog(i)`` then yields a
+    :class:`CatalogRow` or :class:`Rejection` per row of chunk ``i``.
+    """
+
+    catalog_scan: bool
+
+    def read_catalog(self, chunk: int) -> Iterator[CatalogRow | Rejection]: ...

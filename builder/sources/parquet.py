@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from builder.photometry import estimate_psfdepth
-from builder.sources.base import ParentRecord, Rejection, SourceInfo
+from builder.sources.base import CatalogRow, ParentRecord, Rejection, SourceInfo
 from builder.sources.config import ParquetConfig
 from builder.validate import BadRecord, Limits, check_catalog, check_galaxy_id, check_stamp
 from shards.schema import BANDS, CATALOG_FIELDS, STAMP_SIZE_PIX
@@ -246,6 +246,34 @@ class ParquetSource:
         """Number of row groups."""
         return self._n_row_groups
 
+    @property
+    def catalog_scan(self) -> bool:
+        """True when ids and catalog values can be read without decoding stamps."""
+        return not self._estimated
+
+    def read_catalog(self, chunk: int) -> Iterator[CatalogRow | Rejection]:
+        """Ids and catalog values of every row of ``chunk`` without touching the stamp column.
+
+        Only valid when :attr:`catalog_scan` is True (no catalog value must be estimated from the
+        stamp); stamps are then decoded and checked once, when the shard task reads them.
+        """
+        if not self.catalog_scan:
+            raise SourceError(f"{self.path}: catalog values {self._estimated} need the stamps")
+        columns = [c for c in self._columns if c != self.cfg.stamp_column]
+        table = self._read_row_group(chunk, columns)
+        cols = {c: table.column(c).to_pylist() for c in columns}
+        for row in range(table.num_rows):
+            location = f"{self.path.name}:rg={chunk}:row={row}"
+            gid = ""
+            try:
+                gid = self._galaxy_id(cols, row)
+                catalog = {f: _as_float(cols[c][row]) for f, c in self._catalog_columns.items()}
+                checked = check_catalog(catalog, self.limits)
+            except BadRecord as exc:
+                yield Rejection(gid, location, exc.reason, stage="read", detail=exc.detail)
+                continue
+            yield CatalogRow(gid, checked, location, chunk=chunk, row=row)
+
     def read_chunk(self, chunk: int) -> Iterator[ParentRecord | Rejection]:
         """Yield every row of row group ``chunk`` as a record or a rejection, in file order."""
         table = self._read_row_group(chunk)
@@ -266,14 +294,14 @@ class ParquetSource:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _read_row_group(self, chunk: int) -> pa.Table:
+    def _read_row_group(self, chunk: int, columns: list[str] | None = None) -> pa.Table:
         if not 0 <= chunk < self._n_row_groups:
             raise IndexError(
                 f"{self.path.name}: chunk {chunk} out of range (0..{self._n_row_groups - 1})"
             )
         try:
             with pq.ParquetFile(self.path) as pf:
-                return pf.read_row_group(chunk, columns=self._columns)
+                return pf.read_row_group(chunk, columns=columns or self._columns)
         except (OSError, pa.ArrowException) as exc:
             raise SourceError(f"cannot read row group {chunk} of {self.path}: {exc}") from None
 
@@ -381,7 +409,15 @@ def write_parents_parquet(
             schema = pa.schema(base_fields + [inferred.schema.field(n) for n in extra])
         table = pa.Table.from_pylist(rows, schema=schema)
         if writer is None:
-            writer = pq.ParquetWriter(tmp, schema)
+            # npz bytes are already deflated: Parquet compression would only cost read time
+            codecs = {name: "zstd" for name in schema.names}
+            codecs["stamp_npz"] = "none"
+            writer = pq.ParquetWriter(
+                tmp,
+                schema,
+                compression=codecs,
+                use_dictionary=[n for n in schema.names if n != "stamp_npz"],
+            )
         writer.write_table(table, row_group_size=row_group_size)
 
     try:
