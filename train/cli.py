@@ -1,0 +1,166 @@
+"""Command line: ``train run`` (train / resume) and ``train eval`` (score a checkpoint).
+
+Errors never end in a traceback: an invalid configuration, a missing dataset or checkpoint
+prints ``train: config error: KEY: message`` and exits 2; a failed run invariant (non-finite
+loss, samples not seen exactly once, corrupt shard) prints ``train: error: message`` and exits 1.
+Works unchanged under ``torchrun`` (every rank runs it; rank 0 logs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from shards.configio import ConfigError, merge
+from shards.reader import ShardFormatError
+from train.checkpoint import CheckpointError
+from train.config import (
+    CONFIG_NAME,
+    load_run_config,
+    parse_overrides,
+    preset_names,
+    resolve_config,
+)
+from train.evaluate import TrainingError, evaluate_checkpoint
+from train.trainer import check_shards, run
+
+#: ``train run`` flags that are shorthands for config keys.
+FLAG_KEYS: dict[str, str] = {
+    "epochs": "epochs",
+    "arch": "model.arch",
+    "batch_size": "data.batch_size",
+    "workers": "data.num_workers",
+    "device": "device",
+    "max_steps_per_epoch": "max_steps_per_epoch",
+    "stop_after_epochs": "stop_after_epochs",
+    "seed": "seed",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``train`` argument parser."""
+    parser = argparse.ArgumentParser(prog="train", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="train a model (or resume a run)")
+    r.add_argument("--shards", required=True, type=Path, help="dataset root (manifest.json)")
+    r.add_argument("--out", required=True, type=Path, help="run directory")
+    r.add_argument("--config", type=Path, help="YAML config applied over the preset")
+    r.add_argument("--preset", choices=preset_names(), help="bundled preset")
+    r.add_argument("--epochs", type=int)
+    r.add_argument("--arch", help="timm model name")
+    r.add_argument("--batch-size", type=int)
+    r.add_argument("--workers", type=int, help="DataLoader workers per rank")
+    r.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    r.add_argument("--seed", type=int)
+    r.add_argument("--max-steps-per-epoch", type=int, help="debug: cap steps per epoch")
+    r.add_argument(
+        "--stop-after-epochs", type=int, help="stop this invocation after N epochs (resumable)"
+    )
+    r.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config key, e.g. --set optim.lr=1e-3 (repeatable)",
+    )
+    r.add_argument("--resume", action="store_true", help="continue the run in --out")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    e = sub.add_parser("eval", help="score a split with a checkpoint")
+    e.add_argument("--checkpoint", required=True, type=Path)
+    e.add_argument("--shards", required=True, type=Path)
+    e.add_argument("--split", default="test", choices=("train", "val", "test"))
+    e.add_argument("--out", required=True, type=Path)
+    e.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    e.add_argument("--batch-size", type=int)
+    e.add_argument("--workers", type=int)
+    e.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Nested overrides from the shorthand flags, then ``--set`` pairs."""
+    pairs = [
+        f"{key}={getattr(args, flag)}"
+        for flag, key in FLAG_KEYS.items()
+        if getattr(args, flag) is not None
+    ]
+    if args.no_progress:
+        pairs.append("progress=false")
+    return merge(parse_overrides(pairs), parse_overrides(args.set))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``train run``."""
+    base = None
+    if args.resume and args.config is None and args.preset is None:
+        if not (args.out / CONFIG_NAME).is_file():
+            raise ConfigError("resume", f"no {CONFIG_NAME} in {args.out}: nothing to resume")
+        base = load_run_config(args.out)
+    cfg = resolve_config(
+        base=base, preset=args.preset, config_file=args.config, overrides=cli_overrides(args)
+    )
+    summary = run(cfg, args.shards, args.out, resume=args.resume)
+    logging.getLogger("train").info(
+        "run %s: %d epoch(s), best epoch %s",
+        summary.status,
+        summary.epochs_done,
+        summary.best_epoch,
+    )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """``train eval``."""
+    check_shards(args.shards)
+    if not args.checkpoint.is_file():
+        raise ConfigError("checkpoint", f"file not found: {args.checkpoint}")
+    report = evaluate_checkpoint(
+        args.checkpoint,
+        args.shards,
+        args.out,
+        split=args.split,
+        device=args.device,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        progress=not args.no_progress,
+    )
+    summary = report["summary"]
+    logging.getLogger("train").info(
+        "%s: %d samples, auc %.4f, tpr@fpr1e-3 %.4f -> %s",
+        args.split,
+        report["n_samples"],
+        summary["auc"],
+        summary["tpr@fpr1e-3"],
+        args.out,
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``train`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    rank = int(os.environ.get("RANK", "0"))
+    logging.basicConfig(
+        level=logging.INFO if rank == 0 else logging.WARNING,
+        format="%(asctime)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        return cmd_run(args) if args.command == "run" else cmd_eval(args)
+    except ConfigError as exc:
+        print(f"train: config error: {exc}", file=sys.stderr)
+        return 2
+    except (TrainingError, CheckpointError, ShardFormatError) as exc:
+        print(f"train: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,528 @@
+"""The training loop: exactly-once epochs, per-step schedule, early stopping, exact resume.
+
+:func:`run` is the entry point (``train run``). Per epoch it
+
+1. re-seeds the torch / numpy / python RNGs from ``(seed, epoch, rank)`` and trains over
+   :func:`train.data.make_loader` (data order from ``(data.seed, epoch)`` only), stepping the
+   warmup + cosine schedule after every optimiser step, clipping gradients, updating the EMA;
+   a non-finite loss on any rank stops the run at once (nothing is saved, the last good
+   checkpoint stays);
+2. gathers the keys of every real sample from all ranks and stops unless ``samples_seen ==
+   unique_samples == expected`` (the manifest count);
+3. scores the whole validation split exactly once (logits gathered from all ranks) and computes
+   the tie-aware metrics on logits;
+4. appends a record to the history, updates early stopping, writes ``best.pt`` (when the
+   monitored metric improved) and ``last.pt`` atomically, then ``history.json`` and
+   ``history.png``.
+
+At the end the **best** checkpoint is evaluated on the test split (``RUN_DIR/test/`` and
+``RUN_DIR/test_metrics.json``). ``resume=True`` restores model, optimiser, scheduler, EMA,
+early stopping, history, step counter and RNG states from ``last.pt``; since data order and RNG
+streams depend only on ``(seed, epoch, rank)``, a resumed CPU run ends bit-identical to an
+uninterrupted one. Rank 0 logs and writes; every rank computes.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from shards.configio import ConfigError, to_dict
+from shards.manifest import Manifest, ManifestError
+from train.checkpoint import (
+    BEST_NAME,
+    LAST_NAME,
+    capture_rng,
+    collect_state,
+    copy_checkpoint,
+    load_checkpoint,
+    restore_rng,
+    restore_state,
+    save_checkpoint,
+)
+from train.config import TrainConfig, check_resumable, save_config
+from train.data import make_loader
+from train.distributed import (
+    DistContext,
+    all_gather_object,
+    all_ranks_true,
+    barrier,
+    broadcast_object,
+    cleanup,
+    gather_keys,
+    init_distributed,
+)
+from train.early_stopping import EarlyStopping
+from train.ema import build_ema
+from train.evaluate import (
+    TrainingError,
+    accounting,
+    check_exactly_once,
+    compute_metrics,
+    evaluate_checkpoint,
+    gather,
+    move_batch,
+    predict,
+    write_json,
+)
+from train.losses import build_loss
+from train.metrics import flat_summary
+from train.model import build_model
+from train.optim import build_optimizer, build_scheduler, clip_gradients
+from train.plots import plot_history
+
+log = logging.getLogger(__name__)
+
+HISTORY_NAME = "history.json"
+HISTORY_PLOT_NAME = "history.png"
+TEST_DIR_NAME = "test"
+TEST_METRICS_NAME = "test_metrics.json"
+
+
+class NonFiniteLossError(TrainingError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class RunSummary:
+    """What :func:`run` did.
+
+    Attributes
+    ----------
+    status : str
+        ``completed`` (all epochs), ``early_stopped`` or ``interrupted`` (``stop_after_epochs``).
+    epochs_done : int
+        Epochs completed in total (including earlier invocations).
+    best_epoch : int or None
+        Epoch of ``best.pt``.
+    best_value : float or None
+        Its monitored validation metric.
+    test : dict
+        Flat test metrics of the best checkpoint (empty when interrupted).
+    """
+
+    status: str
+    epochs_done: int
+    best_epoch: int | None
+    best_value: float | None
+    test: dict[str, float] = field(default_factory=dict)
+
+
+def seed_epoch(seed: int, epoch: int, rank: int) -> None:
+    """Seed python, numpy and torch (all devices) from ``(seed, epoch, rank)``."""
+    value = int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
+    random.seed(value)
+    np.random.seed(value)  # noqa: NPY002 (third-party code may use the global RNG)
+    torch.manual_seed(value)
+
+
+def configure_backends(cfg: TrainConfig, device: torch.device) -> None:
+    """Deterministic algorithms on CPU (when asked); fast TF32 / cuDNN autotuning on CUDA."""
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(cfg.deterministic)
+        # CPU depthwise-conv weight grads have a different (equivalent) stride on their size-1
+        # dim than DDP's bucket views; DDP copies them and warns once per rank. Harmless.
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+    else:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+class Trainer:
+    """One training run in ``run_dir`` on the data in ``shards_dir`` (see the module docstring).
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        Validated configuration.
+    shards_dir, run_dir : Path
+        Dataset root (with ``manifest.json``) and output directory.
+    ctx : DistContext
+        This process's place in the job.
+    """
+
+    def __init__(self, cfg: TrainConfig, shards_dir: Path, run_dir: Path, ctx: DistContext):
+        self.cfg, self.shards_dir, self.run_dir, self.ctx = cfg, shards_dir, run_dir, ctx
+        configure_backends(cfg, ctx.device)
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg.model).place(ctx.device, cfg.precision, cfg.channels_last)
+        self.ema = build_ema(self.model, cfg.ema)
+        self.train_forward: torch.nn.Module = self.model
+        if ctx.distributed:
+            device_ids = [ctx.device] if ctx.device.type == "cuda" else None
+            self.train_forward = DistributedDataParallel(self.model, device_ids=device_ids)
+        eval_module = self.ema.module if self.ema is not None else self.model
+        self.eval_forward: torch.nn.Module = eval_module
+        if cfg.compile:
+            self.train_forward = torch.compile(self.train_forward)
+            self.eval_forward = torch.compile(eval_module)
+        self.loss_fn = build_loss(cfg.loss)
+        self.optimizer = build_optimizer(self.model, cfg.optim)
+        self.steps_per_epoch = self._steps_per_epoch()
+        self.scheduler = build_scheduler(
+            self.optimizer, cfg.optim, self.steps_per_epoch, cfg.epochs
+        )
+        self.early = EarlyStopping(cfg.early_stopping)
+        self.history: list[dict[str, Any]] = []
+        self.start_epoch = 0
+        self.step = 0
+
+    # ------------------------------------------------------------------------ set-up
+    def _loader(self, split: str, epoch: int, training: bool) -> Any:
+        return make_loader(
+            self.shards_dir,
+            split,
+            self.cfg.data,
+            epoch=epoch,
+            rank=self.ctx.rank,
+            world_size=self.ctx.world_size,
+            training=training,
+        )
+
+    def _steps_per_epoch(self) -> int:
+        steps = len(self._loader("train", 0, training=True))
+        if self.cfg.max_steps_per_epoch is not None:
+            steps = min(steps, self.cfg.max_steps_per_epoch)
+        if steps < 1:
+            raise TrainingError("the train split is empty")
+        return steps
+
+    def start_fresh(self) -> None:
+        """Begin a new run; refuse a directory that already holds one."""
+        if (self.run_dir / LAST_NAME).exists():
+            raise ConfigError(
+                "out",
+                f"{self.run_dir} already holds a run ({LAST_NAME}); pass --resume to continue "
+                "it or choose a new output directory",
+            )
+        if self.ctx.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(self.cfg, self.run_dir)
+        barrier()
+
+    def resume(self) -> None:
+        """Restore everything from ``last.pt`` and continue after its epoch."""
+        path = self.run_dir / LAST_NAME
+        if not path.is_file():
+            raise ConfigError("resume", f"no checkpoint to resume: {path} does not exist")
+        # Loaded on CPU: RNG states must stay CPU tensors; load_state_dict moves the rest.
+        ckpt = load_checkpoint(path)
+        check_resumable(self.cfg, ckpt["config"])
+        restore_state(
+            ckpt,
+            model=self.model,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            ema=self.ema,
+            early_stopping=self.early,
+            scaler=None,
+        )
+        rng = ckpt["rng"]
+        if len(rng) == self.ctx.world_size:
+            restore_rng(rng[self.ctx.rank])
+        else:
+            log.warning(
+                "checkpoint saved by %d ranks, resuming with %d: RNG states not restored "
+                "(every epoch re-seeds them anyway)",
+                len(rng),
+                self.ctx.world_size,
+            )
+        self.history = list(ckpt["history"])
+        self.start_epoch = int(ckpt["epoch"]) + 1
+        self.step = int(ckpt["step"])
+        if self.ctx.is_main:
+            save_config(self.cfg, self.run_dir)
+            self._write_history()
+            log.info("resumed from %s: epoch %d done, step %d", path, ckpt["epoch"], self.step)
+
+    # ----------------------------------------------------------------------- the loop
+    def fit(self) -> RunSummary:
+        """Train until the last epoch, early stopping or ``stop_after_epochs``; then test."""
+        ran = 0
+        status = "completed"
+        for epoch in range(self.start_epoch, self.cfg.epochs):
+            if self.early.should_stop:
+                break
+            if self.cfg.stop_after_epochs is not None and ran >= self.cfg.stop_after_epochs:
+                status = "interrupted"
+                break
+            self.run_epoch(epoch)
+            ran += 1
+        if self.early.should_stop:
+            status = "early_stopped"
+            log.info(
+                "early stopping after epoch %d: %s did not improve for %d epochs (best %s at "
+                "epoch %s)",
+                self.early.stopped_epoch,
+                self.cfg.early_stopping.monitor,
+                self.early.bad_epochs,
+                self.early.best,
+                self.early.best_epoch,
+            )
+        summary = RunSummary(status, len(self.history), self.early.best_epoch, self.early.best)
+        if self.ctx.is_main:
+            self._write_history(plot=True)
+        if status == "interrupted":
+            log.info("stopped after %d epoch(s) as requested; continue with --resume", ran)
+            return summary
+        summary.test = self.test_best()
+        return summary
+
+    def run_epoch(self, epoch: int) -> dict[str, Any]:
+        """Train, check, validate, record and checkpoint one epoch; return its history record."""
+        t0 = time.perf_counter()
+        seed_epoch(self.cfg.seed, epoch, self.ctx.rank)
+        record: dict[str, Any] = {"epoch": epoch, **self.train_one_epoch(epoch)}
+        record["val"] = self.validate(epoch)
+        improved = self.early.update(epoch, record["val"])
+        record["best_epoch"] = self.early.best_epoch
+        record["epoch_time_s"] = round(time.perf_counter() - t0, 3)
+        self.history.append(record)
+        self.save(epoch, improved)
+        val = record["val"]
+        log.info(
+            "epoch %d/%d: train_loss %.4f lr %.3g | val loss %.4f auc %.4f %s %.4f%s | %.1f s",
+            epoch + 1,
+            self.cfg.epochs,
+            record["train_loss"],
+            record["lr"],
+            val["loss"],
+            val["auc"],
+            self.cfg.early_stopping.monitor,
+            val[self.cfg.early_stopping.monitor],
+            " (best)" if improved else "",
+            record["epoch_time_s"],
+        )
+        return record
+
+    def train_one_epoch(self, epoch: int) -> dict[str, Any]:
+        """Optimise over the train split once; return loss, lr and sample accounting."""
+        cfg, ctx = self.cfg, self.ctx
+        loader = self._loader("train", epoch, training=True)
+        n_steps = len(loader)
+        partial = cfg.max_steps_per_epoch is not None and cfg.max_steps_per_epoch < n_steps
+        n_steps = min(n_steps, cfg.max_steps_per_epoch or n_steps)
+        self.train_forward.train()
+        loss_sum = torch.zeros((), device=ctx.device)
+        weight_sum = torch.zeros((), device=ctx.device)
+        keys: list[str] = []
+        bar = tqdm(
+            total=n_steps,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            leave=False,
+            disable=not (cfg.progress and ctx.is_main),
+        )
+        for i, batch in enumerate(loader):
+            if i >= n_steps:
+                break
+            image, meta, label, weight = move_batch(batch, ctx.device, self.model.channels_last)
+            logits = self.train_forward(image, meta)
+            loss = self.loss_fn(logits, label, weight)
+            if not all_ranks_true(torch.isfinite(loss)):
+                self._non_finite(loss, epoch, i)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            clip_gradients(self.model.parameters(), cfg.optim.grad_clip_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
+            self.step += 1
+            w = weight.sum().detach()
+            loss_sum += loss.detach() * w
+            weight_sum += w
+            keys += [
+                k for k, wk in zip(batch["key"], batch["weight"].tolist(), strict=True) if wk > 0
+            ]
+            bar.update()
+        bar.close()
+        counts = accounting(gather_keys(keys), loader.expected)
+        totals = all_gather_object((float(loss_sum), float(weight_sum)))
+        stats = {
+            "step": self.step,
+            "train_loss": sum(s for s, _ in totals) / max(sum(w for _, w in totals), 1e-12),
+            "lr": self.scheduler.get_last_lr()[0],
+            **counts,
+        }
+        if partial:
+            stats["partial_epoch"] = True
+        self._check_counts(epoch, counts, "train", subset=partial, stats=stats)
+        return stats
+
+    def validate(self, epoch: int) -> dict[str, Any]:
+        """Score every validation sample exactly once; metrics on the gathered logits."""
+        loader = self._loader("val", epoch, training=False)
+        local = predict(
+            self.eval_forward,
+            loader,
+            self.ctx.device,
+            channels_last=self.model.channels_last,
+        )
+        pred, counts = gather(local, loader.expected)
+        self._check_counts(epoch, counts, "val", subset=False)
+        logits = torch.from_numpy(pred.logits)
+        labels = torch.from_numpy(pred.labels.astype(np.float32))
+        val_loss = float(self.loss_fn(logits, labels, torch.ones_like(labels)))
+        metrics = flat_summary(compute_metrics(pred, f"epoch {epoch}: validation"))
+        return {"loss": val_loss, **metrics, **counts}
+
+    # -------------------------------------------------------------------- stopping
+    def _check_counts(
+        self,
+        epoch: int,
+        counts: dict[str, int],
+        split: str,
+        subset: bool,
+        stats: dict[str, Any] | None = None,
+    ) -> None:
+        """Stop (after recording the counts in history.json) unless exactly-once holds."""
+        try:
+            check_exactly_once(counts, f"epoch {epoch}: {split} split", subset=subset)
+        except TrainingError as exc:
+            if self.ctx.is_main:
+                failed = {"epoch": epoch, "split": split, **(stats or counts), "error": str(exc)}
+                self._write_history([*self.history, failed], plot=True)
+            raise
+
+    def _non_finite(self, loss: torch.Tensor, epoch: int, index: int) -> None:
+        last = self.run_dir / LAST_NAME
+        kept = (
+            f"the last good checkpoint {last} (epoch {self.history[-1]['epoch']}) is kept"
+            if self.history
+            else "no checkpoint was written yet"
+        )
+        raise NonFiniteLossError(
+            f"non-finite training loss ({float(loss.detach())}) at epoch {epoch}, batch {index} (global "
+            f"step {self.step}); stopping without saving - {kept}. Lower optim.lr or check the "
+            "data."
+        )
+
+    # ---------------------------------------------------------------------- output
+    def save(self, epoch: int, improved: bool) -> None:
+        """Write best.pt (if improved) then last.pt atomically, history.json and its plot."""
+        rng = all_gather_object(capture_rng())
+        if self.ctx.is_main:
+            state = collect_state(
+                model=self.model,
+                optimizer=self.optimizer,
+                scheduler=self.scheduler,
+                ema=self.ema,
+                early_stopping=self.early,
+                scaler=None,
+                epoch=epoch,
+                step=self.step,
+                history=self.history,
+                config=to_dict(self.cfg),
+                rng=rng,
+            )
+            # best first: a crash in between leaves last.pt one epoch behind, and the resumed
+            # run redoes that epoch identically.
+            if improved:
+                save_checkpoint(state, self.run_dir / BEST_NAME)
+                copy_checkpoint(self.run_dir / BEST_NAME, self.run_dir / LAST_NAME)
+            else:
+                save_checkpoint(state, self.run_dir / LAST_NAME)
+            every = self.cfg.history_plot_every
+            self._write_history(plot=every > 0 and (epoch + 1) % every == 0)
+        barrier()
+
+    def _write_history(
+        self, history: list[dict[str, Any]] | None = None, plot: bool = False
+    ) -> None:
+        """Write ``history.json`` (and ``history.png`` when ``plot``); rank 0 only."""
+        history = self.history if history is None else history
+        write_json(history, self.run_dir / HISTORY_NAME)
+        if plot and history:
+            plot_history(history, self.run_dir / HISTORY_PLOT_NAME)
+
+    def test_best(self) -> dict[str, float]:
+        """Evaluate ``best.pt`` on the test split; write ``test/`` and ``test_metrics.json``."""
+        best = self.run_dir / BEST_NAME
+        report = evaluate_checkpoint(
+            best,
+            self.shards_dir,
+            self.run_dir / TEST_DIR_NAME,
+            split="test",
+            ctx=self.ctx,
+            progress=self.cfg.progress,
+        )
+        summary = {
+            "checkpoint": BEST_NAME,
+            "epoch": report["checkpoint"]["epoch"],
+            "monitor": self.cfg.early_stopping.monitor,
+            "monitor_value": self.early.best,
+            **{k: report[k] for k in ("samples_seen", "unique_samples", "expected")},
+            "metrics": report["summary"],
+        }
+        if self.ctx.is_main:
+            write_json(summary, self.run_dir / TEST_METRICS_NAME)
+            log.info(
+                "test (best epoch %d): auc %.4f tpr@fpr1e-3 %.4f",
+                summary["epoch"],
+                report["summary"]["auc"],
+                report["summary"]["tpr@fpr1e-3"],
+            )
+        return report["summary"]
+
+
+def check_shards(shards_dir: Path) -> None:
+    """Refuse a missing dataset directory or an unreadable manifest (as a config error)."""
+    if not shards_dir.is_dir():
+        raise ConfigError("shards", f"directory not found: {shards_dir}")
+    try:
+        Manifest.load(shards_dir)
+    except ManifestError as exc:
+        raise ConfigError("shards", str(exc)) from None
+
+
+def run(
+    cfg: TrainConfig, shards_dir: str | Path, run_dir: str | Path, resume: bool = False
+) -> RunSummary:
+    """Train (or resume) a run; see the module docstring.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        Resolved configuration (validated again here).
+    shards_dir : str or Path
+        Dataset root with ``manifest.json``.
+    run_dir : str or Path
+        Output directory: ``config.yaml``, ``best.pt``, ``last.pt``, ``history.json``,
+        ``history.png``, ``test/``, ``test_metrics.json``.
+    resume : bool
+        Continue the run in ``run_dir`` from ``last.pt``.
+
+    Raises
+    ------
+    ConfigError
+        Invalid configuration, missing dataset, or an unusable ``run_dir``.
+    TrainingError
+        A failed invariant: non-finite loss, samples not seen exactly once.
+    """
+    cfg.validate()
+    shards_dir, run_dir = Path(shards_dir), Path(run_dir)
+    check_shards(shards_dir)
+    ctx = init_distributed(cfg.device)
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    try:
+        trainer = Trainer(cfg, shards_dir, run_dir, ctx)
+        if resume:
+            trainer.resume()
+        else:
+            trainer.start_fresh()
+        summary = trainer.fit()
+        return broadcast_object(summary)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+        cleanup(ctx)
