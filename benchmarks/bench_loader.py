@@ -83,19 +83,7 @@ def build_dataset(root: Path, n_shards: int, per_shard: int, seed: int = 0) -> N
         samples = [_fake_sample(rng, index * per_shard + j) for j in range(per_shard)]
         rel = shard_name(SPLIT, index)
         info = write_shard(root / rel, samples)
-        manifest.shards.append(
-            ShardEntry(
-                path=rel,
-                split=SPLIT,
-                index=index,
-                n_samples=info.n_samples,
-                n_pos=info.n_pos,
-                n_neg=info.n_neg,
-                sha256=info.sha256,
-                bytes=info.bytes,
-                n_planned=per_shard,
-            )
-        )
+        manifest.shards.append(ShardEntry.from_info(info, SPLIT, index, root))
         table = _parquet_table(samples)
         if writer is None:
             writer = pq.ParquetWriter(root / PARQUET_NAME, table.schema)

@@ -81,9 +81,15 @@ def file_sha256(path: Path, bufsize: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
+def build_limits(cfg: BuildConfig) -> Limits:
+    """The configured plausibility limits for catalog values."""
+    return Limits(tuple(cfg.rejects.psfsize_arcsec), tuple(cfg.rejects.psfdepth_invnmgy2))
+
+
 def prepare_source(cfg: BuildConfig, out_dir: Path, options: BuildOptions) -> SourceSpec:
     """Resolve the configured input to a :class:`SourceSpec`, rendering the synthetic sky if needed."""
     inp = cfg.input
+    limits = build_limits(cfg)
     if inp.kind == "synthetic":
         from builder.sources.synthetic import write_synthetic_parquet
 
@@ -111,10 +117,10 @@ def prepare_source(cfg: BuildConfig, out_dir: Path, options: BuildOptions) -> So
             )
             with atomic_open(stamp, "w") as fh:
                 fh.write(want)
-        return SourceSpec("parquet", str(path), inp.parquet)
+        return SourceSpec("parquet", str(path), inp.parquet, limits)
     if inp.kind == "parquet":
-        return SourceSpec("parquet", str(Path(inp.path)), inp.parquet)
-    return SourceSpec("fits", str(Path(inp.path)), inp.fits)
+        return SourceSpec("parquet", str(Path(inp.path)), inp.parquet, limits)
+    return SourceSpec("fits", str(Path(inp.path)), inp.fits, limits)
 
 
 def source_description(spec: SourceSpec) -> dict[str, Any]:
@@ -261,7 +267,7 @@ def make_shards(
     src_desc = source_description(spec)
     fingerprint = cfg.fingerprint(src_desc)
     old = _check_existing(out_dir, fingerprint, options.overwrite)
-    limits = Limits(tuple(cfg.rejects.psfsize_arcsec), tuple(cfg.rejects.psfdepth_invnmgy2))
+    limits = build_limits(cfg)
 
     pool = ProcessPoolExecutor(options.workers) if options.workers > 1 else None
     map_fn: Callable = pool.map if pool else map

@@ -39,6 +39,30 @@ class ShardEntry:
     n_planned: int = 0
     n_rejected: int = 0
 
+    @classmethod
+    def from_info(
+        cls,
+        info: Any,
+        split: str,
+        index: int,
+        root: str | Path,
+        n_planned: int | None = None,
+        n_rejected: int = 0,
+    ) -> ShardEntry:
+        """Entry for a shard just written (``info`` is a :class:`shards.writer.ShardInfo`)."""
+        return cls(
+            path=Path(info.path).relative_to(root).as_posix(),
+            split=split,
+            index=index,
+            n_samples=info.n_samples,
+            n_pos=info.n_pos,
+            n_neg=info.n_neg,
+            sha256=info.sha256,
+            bytes=info.bytes,
+            n_planned=info.n_samples if n_planned is None else n_planned,
+            n_rejected=n_rejected,
+        )
+
 
 @dataclass
 class Manifest:

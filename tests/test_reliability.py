@@ -309,3 +309,18 @@ def test_verify_passes_on_reference_and_flags_label_mismatch(reference, tmp_path
             tf.addfile(mem, io.BytesIO(payload))
     report = verify_dataset(out)
     assert any("label" in e and ".cls" in e for e in report.errors), report.format()
+
+
+def test_configured_limits_reach_the_readers(tmp_path):
+    parents = tmp_path / "parents.parquet"
+    _bad_parquet(parents, n_good=40)
+    cfg = load_build_config(
+        None,
+        {
+            "input": {"kind": "parquet", "path": str(parents)},
+            "rejects": {"max_reject_fraction": 0.5, "psfsize_arcsec": [0.5, 30.0]},
+        },
+    )
+    manifest = make_shards(cfg, tmp_path / "out", BuildOptions(progress=False))
+    assert "bad_psfsize" not in manifest.rejections["by_reason"]  # psfsize_r=25 now accepted
+    assert manifest.rejections["by_reason"]["bad_psfdepth"] == 1

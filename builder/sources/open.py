@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.sources.base import ParentSource
+from builder.validate import Limits
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,7 @@ class SourceSpec:
     kind: str  # "parquet" or "fits" (the synthetic sky is read back as parquet)
     path: str
     config: object  # ParquetConfig or FitsConfig
+    limits: Limits = Limits()
 
 
 def open_source(spec: SourceSpec) -> ParentSource:
@@ -25,9 +27,9 @@ def open_source(spec: SourceSpec) -> ParentSource:
     if spec.kind == "parquet":
         from builder.sources.parquet import ParquetSource
 
-        return ParquetSource(path, spec.config)
+        return ParquetSource(path, spec.config, spec.limits)
     if spec.kind == "fits":
         from builder.sources.fits import FitsSource
 
-        return FitsSource(path, spec.config)
+        return FitsSource(path, spec.config, spec.limits)
     raise ValueError(f"unknown source kind {spec.kind!r}")
