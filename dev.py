@@ -75,7 +75,8 @@ def demo() -> None:
         "--limit",
         "1",
     )
-    run(tool("train"), "run", "--shards", shards, "--out", run_dir, "--preset", "cpu", "--resume")
+    resume = ["--resume"] if (run_dir / "checkpoints" / "last.pt").exists() else []
+    run(tool("train"), "run", "--shards", shards, "--out", run_dir, "--preset", "cpu", *resume)
     run(
         tool("train"),
         "eval",

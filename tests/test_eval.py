@@ -28,7 +28,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     data = write_dataset(tmp_path_factory.mktemp("data"))
     run_dir = tmp_path_factory.mktemp("run")
     run(tiny_config(epochs=1, ema={"enabled": True, "decay": 0.5}), data, run_dir)
-    return data, run_dir / "best.pt"
+    return data, run_dir / "checkpoints" / "best.pt"
 
 
 def raw_split(data: Path, split: str) -> dict[str, tuple[np.ndarray, dict, int]]:

@@ -73,14 +73,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_resumed_run_ends_with_bit_identical_state(runs: dict[str, Path]) -> None:
-    a = load_checkpoint(runs["straight"] / "last.pt")
-    b = load_checkpoint(runs["resumed"] / "last.pt")
+    a = load_checkpoint(runs["straight"] / "checkpoints" / "last.pt")
+    b = load_checkpoint(runs["resumed"] / "checkpoints" / "last.pt")
     assert a["epoch"] == b["epoch"] == 3 and a["step"] == b["step"]
     for part in ("model", "ema", "optimizer", "scheduler", "early_stopping"):
         assert_same_state(a[part], b[part], part)
     assert_same_state(
-        load_checkpoint(runs["straight"] / "best.pt")["model"],
-        load_checkpoint(runs["resumed"] / "best.pt")["model"],
+        load_checkpoint(runs["straight"] / "checkpoints" / "best.pt")["model"],
+        load_checkpoint(runs["resumed"] / "checkpoints" / "best.pt")["model"],
         "best.model",
     )
 
@@ -99,7 +99,7 @@ def test_resumed_history_is_continuous(runs: dict[str, Path]) -> None:
 def test_resume_refuses_a_config_that_changes_the_trajectory(
     runs: dict[str, Path], capsys: pytest.CaptureFixture
 ) -> None:
-    before = (runs["resumed"] / "last.pt").read_bytes()
+    before = (runs["resumed"] / "checkpoints" / "last.pt").read_bytes()
     rc = main(
         [
             "run",
@@ -114,4 +114,4 @@ def test_resume_refuses_a_config_that_changes_the_trajectory(
     )
     assert rc == 2
     assert "train: config error: optim.lr: differs from the checkpoint" in capsys.readouterr().err
-    assert (runs["resumed"] / "last.pt").read_bytes() == before
+    assert (runs["resumed"] / "checkpoints" / "last.pt").read_bytes() == before

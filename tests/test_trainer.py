@@ -108,9 +108,11 @@ def test_run_writes_history_checkpoints_and_test_metrics(finished_run: Path) -> 
         assert record["train_loss"] > 0 and record["lr"] > 0 and record["epoch_time_s"] > 0
     assert history[1]["step"] == 2 * history[0]["step"]  # 40 samples / 8 = 5 steps per epoch
     for name in ("best.pt", "last.pt"):
-        raw = torch.load(finished_run / name, weights_only=True)  # never unpickles code
+        raw = torch.load(
+            finished_run / "checkpoints" / name, weights_only=True
+        )  # never unpickles code
         assert raw["epoch"] in (0, 1) and "optimizer" in raw and "rng" in raw
-    last = load_checkpoint(finished_run / "last.pt")
+    last = load_checkpoint(finished_run / "checkpoints" / "last.pt")
     assert last["epoch"] == 1 and last["history"] == history
     test = json.loads((finished_run / "test_metrics.json").read_text())
     assert_exactly_once(test)
@@ -140,18 +142,23 @@ def test_early_stopping_stops_and_the_best_checkpoint_is_the_one_tested(
     summary = run(cfg, dataset, tmp_path)
     assert summary.status == "early_stopped" and summary.best_epoch == 0
     assert [r["epoch"] for r in read_history(tmp_path)] == [0, 1]
-    best, last = load_checkpoint(tmp_path / "best.pt"), load_checkpoint(tmp_path / "last.pt")
+    best, last = (
+        load_checkpoint(tmp_path / "checkpoints" / "best.pt"),
+        load_checkpoint(tmp_path / "checkpoints" / "last.pt"),
+    )
     assert (best["epoch"], last["epoch"]) == (0, 1)
     assert not torch.equal(best["model"]["head.weight"], last["model"]["head.weight"])
     test = json.loads((tmp_path / "test_metrics.json").read_text())
-    assert test["epoch"] == 0 and test["checkpoint"] == "best.pt"
+    assert test["epoch"] == 0 and test["checkpoint"] == "checkpoints/best.pt"
     tested = pq.read_table(tmp_path / "test" / "scores.parquet").to_pydict()
-    from_last = evaluate_checkpoint(tmp_path / "last.pt", dataset, tmp_path / "last_eval")
+    from_last = evaluate_checkpoint(
+        tmp_path / "checkpoints" / "last.pt", dataset, tmp_path / "last_eval"
+    )
     last_scores = pq.read_table(tmp_path / "last_eval" / "scores.parquet").to_pydict()
     assert from_last["checkpoint"]["epoch"] == 1
     assert tested["key"] == last_scores["key"]
     assert tested["logit"] != last_scores["logit"]
-    evaluate_checkpoint(tmp_path / "best.pt", dataset, tmp_path / "best_eval")
+    evaluate_checkpoint(tmp_path / "checkpoints" / "best.pt", dataset, tmp_path / "best_eval")
     best_scores = pq.read_table(tmp_path / "best_eval" / "scores.parquet").to_pydict()
     assert tested["logit"] == best_scores["logit"]
 
@@ -199,7 +206,7 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(
     assert rc == 1
     assert "train: error: non-finite training loss (nan) at epoch 1" in err
     assert "last good checkpoint" in err and "Traceback" not in err
-    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 0
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["epoch"] == 0
     assert [r["epoch"] for r in read_history(tmp_path)] == [0]
     with pytest.raises(NonFiniteLossError):
         monkeypatch.setattr(trainer_mod, "build_loss", lambda cfg: NanAfter(cfg, n=0))
@@ -235,7 +242,7 @@ def test_a_repeated_batch_stops_the_run_and_is_recorded(
     (failed,) = read_history(tmp_path)
     assert (failed["samples_seen"], failed["unique_samples"], failed["expected"]) == (48, 40, 40)
     assert "exactly once" in failed["error"]
-    assert not (tmp_path / "last.pt").exists()
+    assert not (tmp_path / "checkpoints" / "last.pt").exists()
 
 
 @pytest.mark.parametrize(
@@ -273,12 +280,12 @@ def test_cli_config_errors_are_one_line_and_exit_2(
 def test_an_existing_run_is_not_overwritten_without_resume(
     finished_run: Path, dataset: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    before = (finished_run / "last.pt").read_bytes()
+    before = (finished_run / "checkpoints" / "last.pt").read_bytes()
     assert (
         main(["run", "--shards", str(dataset), "--out", str(finished_run), "--device", "cpu"]) == 2
     )
     assert "already holds a run" in capsys.readouterr().err
-    assert (finished_run / "last.pt").read_bytes() == before
+    assert (finished_run / "checkpoints" / "last.pt").read_bytes() == before
 
 
 def test_history_is_strict_json(finished_run: Path) -> None:

@@ -23,8 +23,8 @@ from train.early_stopping import EarlyStopping
 from train.ema import ema_module_state
 
 CHECKPOINT_VERSION = 1
-BEST_NAME = "best.pt"
-LAST_NAME = "last.pt"
+BEST_NAME = "checkpoints/best.pt"
+LAST_NAME = "checkpoints/last.pt"
 
 
 class CheckpointError(RuntimeError):

@@ -11,13 +11,13 @@
    unique_samples == expected`` (the manifest count);
 3. scores the whole validation split exactly once (logits gathered from all ranks) and computes
    the tie-aware metrics on logits;
-4. appends a record to the history, updates early stopping, writes ``best.pt`` (when the
-   monitored metric improved) and ``last.pt`` atomically, then ``history.json`` and
+4. appends a record to the history, updates early stopping, writes ``checkpoints/best.pt`` (when the
+   monitored metric improved) and ``checkpoints/last.pt`` atomically, then ``history.json`` and
    ``history.png``.
 
 At the end the **best** checkpoint is evaluated on the test split (``RUN_DIR/test/`` and
 ``RUN_DIR/test_metrics.json``). ``resume=True`` restores model, optimiser, scheduler, EMA,
-early stopping, history, step counter and RNG states from ``last.pt``; since data order and RNG
+early stopping, history, step counter and RNG states from ``checkpoints/last.pt``; since data order and RNG
 streams depend only on ``(seed, epoch, rank)``, a resumed CPU run ends bit-identical to an
 uninterrupted one. Rank 0 logs and writes; every rank computes.
 """
@@ -104,7 +104,7 @@ class RunSummary:
     epochs_done : int
         Epochs completed in total (including earlier invocations).
     best_epoch : int or None
-        Epoch of ``best.pt``.
+        Epoch of ``checkpoints/best.pt``.
     best_value : float or None
         Its monitored validation metric.
     test : dict
@@ -212,7 +212,7 @@ class Trainer:
         barrier()
 
     def resume(self) -> None:
-        """Restore everything from ``last.pt`` and continue after its epoch."""
+        """Restore everything from ``checkpoints/last.pt`` and continue after its epoch."""
         path = self.run_dir / LAST_NAME
         if not path.is_file():
             raise ConfigError("resume", f"no checkpoint to resume: {path} does not exist")
@@ -447,7 +447,7 @@ class Trainer:
             plot_history(history, self.run_dir / HISTORY_PLOT_NAME)
 
     def test_best(self) -> dict[str, float]:
-        """Evaluate ``best.pt`` on the test split; write ``test/`` and ``test_metrics.json``."""
+        """Evaluate ``checkpoints/best.pt`` on the test split; write ``test/`` and ``test_metrics.json``."""
         best = self.run_dir / BEST_NAME
         report = evaluate_checkpoint(
             best,
@@ -498,10 +498,10 @@ def run(
     shards_dir : str or Path
         Dataset root with ``manifest.json``.
     run_dir : str or Path
-        Output directory: ``config.yaml``, ``best.pt``, ``last.pt``, ``history.json``,
+        Output directory: ``config.yaml``, ``checkpoints/best.pt``, ``checkpoints/last.pt``, ``history.json``,
         ``history.png``, ``test/``, ``test_metrics.json``.
     resume : bool
-        Continue the run in ``run_dir`` from ``last.pt``.
+        Continue the run in ``run_dir`` from ``checkpoints/last.pt``.
 
     Raises
     ------
