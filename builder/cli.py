@@ -156,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int, required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--seed", type=int)
+    s.add_argument("--workers", type=int, default=1, help="parallel processes (same bytes)")
     s.add_argument("--config")
     s.set_defaults(func=cmd_synth_parents)
 
