@@ -148,3 +148,10 @@ def test_cli_inspect_and_dump_config(built, tmp_path):
     assert "samples:" in r.stdout and png.stat().st_size > 1000
     r = _cli("dump-config")
     assert r.returncode == 0 and "theta_e_arcsec" in r.stdout and "samples_per_shard" in r.stdout
+
+
+def test_committed_default_config_is_complete_and_current():
+    from builder.config import BuildConfig
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "build-default.yaml"
+    assert load_build_config(path).to_dict() == BuildConfig().to_dict()
