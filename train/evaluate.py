@@ -242,7 +242,7 @@ def _cutout_grid(
         return None
     keys = [pred.keys[i] for i in idx]
     raw = load_raw_images(shards_dir, split, keys)
-    titles = [f"{k[:14]}\n{pred.logits[i]:.2f}" for k, i in zip(keys, idx, strict=True)]
+    titles = [f"{k[-14:]}\n{pred.logits[i]:.2f}" for k, i in zip(keys, idx, strict=True)]
     return plot_cutout_grid(np.stack([raw[k] for k in keys]), titles, path, suptitle=title)
 
 

@@ -90,9 +90,14 @@ def build_report(shards: Path, run: Path, eval_dir: Path) -> str:
                 metrics_table(metrics), ""]
         diag = metrics.get("diagnostics", {})
         if diag:
-            top = diag.get("top_tie", {})
-            out.append(f"Distinct scores: {diag.get('n_distinct')}; top tie group: {top}.")
-        for png in ("roc.png", "score_hist.png", "extremes.png"):
+            out.append(
+                f"Score diagnostics: {diag.get('n_distinct')} distinct logits for {diag.get('n')} "
+                f"samples; top tie group {diag.get('top_tie_size')} sample(s) "
+                f"({diag.get('top_tie_n_pos')} pos / {diag.get('top_tie_n_neg')} neg); fraction "
+                f"that would saturate to 1.0 as bf16 sigmoid probabilities: "
+                f"{diag.get('frac_sigmoid1_bfloat16', 0):.3f} (float32: "
+                f"{diag.get('frac_sigmoid1_float32', 0):.3f}).")
+        for png in ("roc.png", "score_hist.png", "top_controls.png", "bottom_positives.png"):
             if (eval_dir / png).is_file():
                 out.append(f"\n![{png}]({(eval_dir / png).resolve()})")
     return "\n".join(out) + "\n"
