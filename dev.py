@@ -119,6 +119,7 @@ def bench() -> None:
         ("bench_metrics.py", []),
         ("bench_injection.py", []),
         ("bench_loader.py", []),
+        ("bench_storage.py", []),
         ("bench_build.py", []),
     ):
         run(
