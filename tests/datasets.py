@@ -40,6 +40,7 @@ def make_tiny_dataset(
     sizes: Mapping[str, Sequence[int]] = DEFAULT_SIZES,
     seed: int = 0,
     ring_amp: float = 0.5,
+    dtype: str = "float32",
 ) -> Manifest:
     """Write shards of the given per-split sizes under ``root`` plus a manifest; return it.
 
@@ -70,7 +71,7 @@ def make_tiny_dataset(
                 )
             gid += n
             rel = shard_name(split, index)
-            info = write_shard(root / rel, samples)
+            info = write_shard(root / rel, samples, dtype=dtype)
             manifest.shards.append(
                 ShardEntry(
                     path=rel,

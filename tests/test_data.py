@@ -374,3 +374,15 @@ def test_loader_refuses_unfinished_or_aborted_dataset(tmp_path):
                 world_size=1,
                 training=True,
             )
+
+
+def test_float16_shards_load_as_float32(tmp_path):
+    make_tiny_dataset(tmp_path, {"train": (4, 3), "val": (2,), "test": (1,)}, dtype="float16")
+    loader = make_loader(
+        tmp_path, "train", DataConfig(batch_size=4), epoch=0, rank=0, world_size=1, training=False
+    )
+    batches = list(loader)
+    assert sum(len(b["key"]) for b in batches) == 7
+    assert all(
+        b["image"].dtype == torch.float32 and torch.isfinite(b["image"]).all() for b in batches
+    )
