@@ -86,41 +86,53 @@ def build_limits(cfg: BuildConfig) -> Limits:
     return Limits(tuple(cfg.rejects.psfsize_arcsec), tuple(cfg.rejects.psfdepth_invnmgy2))
 
 
-def prepare_source(cfg: BuildConfig, out_dir: Path, options: BuildOptions) -> SourceSpec:
-    """Resolve the configured input to a :class:`SourceSpec`, rendering the synthetic sky if needed."""
+def synthetic_description(cfg: BuildConfig) -> dict[str, Any]:
+    """What identifies a synthetic-sky input (known before anything is rendered)."""
+    inp = cfg.input
+    return {
+        "kind": "synthetic",
+        "n": inp.n_synthetic,
+        "seed": cfg.seed,
+        "row_group_size": inp.synthetic_row_group_size,
+        "synth": cfg.to_dict()["input"]["synth"],
+    }
+
+
+def prepare_source(cfg: BuildConfig, out_dir: Path) -> SourceSpec:
+    """Resolve the configured input to a :class:`SourceSpec` (renders nothing)."""
     inp = cfg.input
     limits = build_limits(cfg)
     if inp.kind == "synthetic":
-        from builder.sources.synthetic import write_synthetic_parquet
-
         path = out_dir / "parents" / "synthetic.parquet"
-        stamp = out_dir / "parents" / "synthetic.json"
-        want = json.dumps(
-            {
-                "n": inp.n_synthetic,
-                "seed": cfg.seed,
-                "row_group_size": inp.synthetic_row_group_size,
-                "synth": cfg.to_dict()["input"]["synth"],
-            },
-            sort_keys=True,
-        )
-        if not (path.is_file() and stamp.is_file() and stamp.read_text() == want):
-            if options.progress:
-                print(f"builder: rendering {inp.n_synthetic} synthetic parent galaxies -> {path}")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_synthetic_parquet(
-                path,
-                inp.n_synthetic,
-                cfg.seed,
-                inp.synth,
-                row_group_size=inp.synthetic_row_group_size,
-            )
-            with atomic_open(stamp, "w") as fh:
-                fh.write(want)
         return SourceSpec("parquet", str(path), inp.parquet, limits)
     if inp.kind == "parquet":
         return SourceSpec("parquet", str(Path(inp.path)), inp.parquet, limits)
     return SourceSpec("fits", str(Path(inp.path)), inp.fits, limits)
+
+
+def ensure_synthetic_parents(cfg: BuildConfig, spec: SourceSpec, options: BuildOptions) -> None:
+    """Render the synthetic parent file unless the one on disk was made with this config."""
+    from builder.sources.synthetic import write_synthetic_parquet
+
+    path = Path(spec.path)
+    stamp = path.with_suffix(".json")
+    want = json.dumps(synthetic_description(cfg), sort_keys=True)
+    if path.is_file() and stamp.is_file() and stamp.read_text() == want:
+        return
+    if options.progress:
+        print(f"builder: rendering {cfg.input.n_synthetic} synthetic parent galaxies -> {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stamp.unlink(missing_ok=True)
+    write_synthetic_parquet(
+        path,
+        cfg.input.n_synthetic,
+        cfg.seed,
+        cfg.input.synth,
+        row_group_size=cfg.input.synthetic_row_group_size,
+        workers=options.workers,
+    )
+    with atomic_open(stamp, "w") as fh:
+        fh.write(want)
 
 
 def source_description(spec: SourceSpec) -> dict[str, Any]:
@@ -263,10 +275,13 @@ def make_shards(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(out_dir)
-    spec = prepare_source(cfg, out_dir, options)
-    src_desc = source_description(spec)
+    spec = prepare_source(cfg, out_dir)
+    synthetic = cfg.input.kind == "synthetic"
+    src_desc = synthetic_description(cfg) if synthetic else source_description(spec)
     fingerprint = cfg.fingerprint(src_desc)
-    old = _check_existing(out_dir, fingerprint, options.overwrite)
+    old = _check_existing(out_dir, fingerprint, options.overwrite)  # before touching any file
+    if synthetic:
+        ensure_synthetic_parents(cfg, spec, options)
     limits = build_limits(cfg)
 
     pool = ProcessPoolExecutor(options.workers) if options.workers > 1 else None

@@ -90,6 +90,7 @@ def cmd_synth_parents(args: argparse.Namespace) -> int:
         cfg.seed,
         cfg.input.synth,
         row_group_size=cfg.input.synthetic_row_group_size,
+        workers=args.workers,
     )
     print(f"builder: wrote {args.n} synthetic parent galaxies to {path}")
     return 0

@@ -155,3 +155,18 @@ def test_committed_default_config_is_complete_and_current():
 
     path = Path(__file__).resolve().parents[1] / "configs" / "build-default.yaml"
     assert load_build_config(path).to_dict() == BuildConfig().to_dict()
+
+
+def test_config_clash_is_refused_before_any_file_is_touched(tmp_path):
+    from builder.build import BuildError
+
+    make_shards(_cfg(), tmp_path, BuildOptions(progress=False))
+    parents = tmp_path / "parents" / "synthetic.parquet"
+    before = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    other = load_build_config(
+        None, {**OVERRIDES, "input": {**OVERRIDES["input"], "n_synthetic": 121}}
+    )
+    with pytest.raises(BuildError, match="different config"):
+        make_shards(other, tmp_path, BuildOptions(progress=False))
+    after = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    assert parents in before and after == before
