@@ -386,3 +386,22 @@ def test_float16_shards_load_as_float32(tmp_path):
     assert all(
         b["image"].dtype == torch.float32 and torch.isfinite(b["image"]).all() for b in batches
     )
+
+
+def test_paired_ablation_dataset_warns(tmp_path):
+    from shards.manifest import Manifest
+
+    make_tiny_dataset(tmp_path, {"train": (3,), "val": (2,), "test": (1,)})
+    m = Manifest.load(tmp_path)
+    m.controls = "paired"
+    m.save(tmp_path)
+    with pytest.warns(UserWarning, match="ABLATION"):
+        make_loader(
+            tmp_path,
+            "train",
+            DataConfig(batch_size=2),
+            epoch=0,
+            rank=0,
+            world_size=1,
+            training=True,
+        )

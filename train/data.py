@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import random
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -313,6 +314,12 @@ def shard_list(root: str | Path, split: str) -> tuple[list[tuple[str, int]], int
         raise ManifestError(
             f"{root}: dataset status is {manifest.status!r}, not 'complete' (an unfinished or "
             "aborted build); finish it with `builder make-shards` before training on it"
+        )
+    if manifest.controls == "paired":
+        warnings.warn(
+            f"{root} was built with --controls paired (an ABLATION: every galaxy is both host and "
+            "control, the Gen-2 design); metrics on it do not measure lens finding",
+            stacklevel=2,
         )
     shards = [(str(Path(root) / e.path), e.n_samples) for e in manifest.shards_for(split)]
     return shards, manifest.expected(split)
