@@ -72,19 +72,7 @@ def make_tiny_dataset(
             gid += n
             rel = shard_name(split, index)
             info = write_shard(root / rel, samples, dtype=dtype)
-            manifest.shards.append(
-                ShardEntry(
-                    path=rel,
-                    split=split,
-                    index=index,
-                    n_samples=info.n_samples,
-                    n_pos=info.n_pos,
-                    n_neg=info.n_neg,
-                    sha256=info.sha256,
-                    bytes=info.bytes,
-                    n_planned=n,
-                )
-            )
+            manifest.shards.append(ShardEntry.from_info(info, split, index, root))
     manifest.recompute_splits()
     manifest.save(root)
     return manifest
