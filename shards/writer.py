@@ -190,6 +190,8 @@ class ShardWriter:
         self._hf: _HashingFile | None = None
         self._tw: wds.TarWriter | None = None
         self._seen: set[str] = set()
+        self._index_samples: list[dict[str, Any]] = []
+        self._layout_ok = True
 
     def __enter__(self) -> ShardWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -216,12 +218,29 @@ class ShardWriter:
         if sample.key in self._seen:
             raise ValueError(f"duplicate key {sample.key} in {self.path.name}")
         encoded = encode_sample(sample, self.dtype)
+        start = self._hf.n
         self._tw.write(encoded)
+        self._record_offsets(sample.key, encoded, start, self._hf.n)
         self._seen.add(sample.key)
         self.info.keys.append(sample.key)
         self.info.n_samples += 1
         self.info.n_pos += int(sample.label == 1)
         self.info.n_neg += int(sample.label == 0)
+
+    def _record_offsets(self, key: str, encoded: dict[str, Any], start: int, end: int) -> None:
+        """Index entry of a sample from the byte counter: ``TarWriter`` writes the members in
+        sorted order, each as one 512-byte ustar header plus data padded to 512 bytes. If the
+        bytes written disagree with that layout (e.g. an extra PAX header), the index is rebuilt
+        from the finished file with :mod:`tarfile` instead."""
+        members: dict[str, list[int]] = {}
+        pos = start
+        for suffix in sorted(k for k in encoded if k != "__key__"):
+            size = len(encoded[suffix])
+            members[suffix] = [pos, pos + tarfile.BLOCKSIZE, size]
+            pos += tarfile.BLOCKSIZE + size + (-size % tarfile.BLOCKSIZE)
+        if pos != end:
+            self._layout_ok = False
+        self._index_samples.append({"key": key, "members": members})
 
     def __exit__(self, exc_type, exc, tb) -> None:
         assert self._tw is not None and self._fh is not None and self._hf is not None
@@ -237,7 +256,16 @@ class ShardWriter:
             return
         self.info.sha256 = self._hf.h.hexdigest()
         self.info.bytes = self._hf.n
-        index = build_index(self._tmp, self.info.sha256)
+        if self._layout_ok:
+            index = {
+                "schema_version": SCHEMA_VERSION,
+                "tar_sha256": self.info.sha256,
+                "tar_bytes": self.info.bytes,
+                "n_samples": len(self._index_samples),
+                "samples": self._index_samples,
+            }
+        else:
+            index = build_index(self._tmp, self.info.sha256)
         atomic_write_text(index_name(str(self.path)), json.dumps(index, separators=(",", ":")))
         os.replace(self._tmp, self.path)
 

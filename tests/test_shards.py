@@ -205,3 +205,18 @@ def test_indexed_reader_handles_pax_headers(tmp_path):
     assert index_name(str(path)).endswith("pax-000000.idx.json")
     got = list(IndexedShard(path).iter_samples())
     assert [g["__key__"] for g in got] == ["ggal0", "ggal1", "ggal2"]
+
+
+def test_index_written_while_writing_equals_tarfile_index(tmp_path):
+    import hashlib
+
+    from shards.writer import build_index
+
+    samples = _samples(5)
+    samples[2].arc_nmgy = np.ones((3, 64, 64), np.float32)  # an optional member too
+    samples[3].meta = {"label": 1, "long": "x" * 777}  # a member not a multiple of 512 bytes
+    path = tmp_path / "s-000000.tar"
+    write_shard(path, samples)
+    written = json.loads((tmp_path / "s-000000.idx.json").read_text())
+    parsed = build_index(path, hashlib.sha256(path.read_bytes()).hexdigest())
+    assert written == parsed
