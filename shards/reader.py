@@ -151,9 +151,32 @@ def load_index(shard_path: str | Path) -> dict[str, Any]:
         raise ShardFormatError(f"{shard_path}: no offset index {ipath.name}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ShardFormatError(f"{ipath}: corrupt offset index ({exc})") from None
-    if index.get("schema_version") != SCHEMA_VERSION:
-        raise ShardFormatError(f"{ipath}: schema version {index.get('schema_version')} unsupported")
+    if not isinstance(index, dict) or index.get("schema_version") != SCHEMA_VERSION:
+        version = index.get("schema_version") if isinstance(index, dict) else None
+        raise ShardFormatError(f"{ipath}: schema version {version} unsupported")
+    if not _index_well_formed(index):
+        raise ShardFormatError(f"{ipath}: malformed offset index (rebuild the shard)")
     return index
+
+
+def _index_well_formed(index: dict[str, Any]) -> bool:
+    """Structure check: tar_bytes int, samples = [{key: str, members: {suffix: [3 ints]}}]."""
+    if not isinstance(index.get("tar_bytes"), int) or not isinstance(index.get("samples"), list):
+        return False
+    for s in index["samples"]:
+        if not isinstance(s, dict) or not isinstance(s.get("key"), str):
+            return False
+        members = s.get("members")
+        if not isinstance(members, dict):
+            return False
+        for entry in members.values():
+            if not (
+                isinstance(entry, list)
+                and len(entry) == 3
+                and all(isinstance(v, int) and v >= 0 for v in entry)
+            ):
+                return False
+    return True
 
 
 class IndexedShard:

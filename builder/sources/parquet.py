@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -36,7 +37,21 @@ from shards.schema import BANDS, CATALOG_FIELDS, STAMP_SIZE_PIX
 NPZ_KEYS: tuple[str, ...] = tuple(f"image_{b}" for b in BANDS)
 """Keys of the band images inside a ``stamp_npz`` value (seed layout)."""
 
-_NPZ_ERRORS = (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+# Everything numpy/zipfile may raise on hostile bytes: numpy parses .npy headers with
+# ast.literal_eval (SyntaxError, tokenize errors), a forged shape can ask for huge allocations.
+_NPZ_ERRORS = (
+    ValueError,
+    OSError,
+    EOFError,
+    KeyError,
+    TypeError,
+    SyntaxError,
+    RecursionError,
+    MemoryError,
+    tokenize.TokenError,
+    zipfile.BadZipFile,
+    zlib.error,
+)
 
 
 class SourceError(ValueError):
@@ -77,7 +92,7 @@ def _npy_header(raw: bytes) -> tuple[np.dtype, tuple[int, ...], int] | None:
     if parsed is None:
         try:
             shape, fortran, dtype = np.lib.format.read_array_header_1_0(io.BytesIO(head[8:]))
-        except ValueError:
+        except _NPZ_ERRORS:
             return None
         if fortran or dtype.kind != "f" or dtype.hasobject:
             return None
@@ -108,7 +123,7 @@ def _decode_npz_fast(data: bytes, keys: Sequence[str]) -> np.ndarray | None:
                 ) or offset + 4096 * dtype.itemsize != len(raw):
                     return None
                 planes.append(np.frombuffer(raw, dtype=dtype, offset=offset).reshape(shape))
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, zlib.error):
+    except _NPZ_ERRORS:
         return None
     return np.stack(planes).astype(np.float32, copy=False)
 
