@@ -277,6 +277,20 @@ def test_cli_config_errors_are_one_line_and_exit_2(
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="checks the message on a machine without CUDA"
+)
+def test_cuda_without_cuda_is_a_one_line_error(
+    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    argv = ["run", "--shards", str(dataset), "--out", str(tmp_path / "r"), "--device", "cuda"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("train: config error: device: 'cuda' requested") and "Traceback" not in err
+    )
+
+
 def test_an_existing_run_is_not_overwritten_without_resume(
     finished_run: Path, dataset: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from shards.configio import ConfigError
+
 T = TypeVar("T")
 
 
@@ -56,14 +58,16 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 
     Raises
     ------
-    RuntimeError
-        If CUDA is requested but not available.
+    ConfigError
+        If CUDA is requested but not available (``device: ...`` in the message).
     """
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError("device 'cuda' requested but CUDA is not available")
+            raise ConfigError(
+                "device", "'cuda' requested but CUDA is not available here (use cpu or auto)"
+            )
         return torch.device("cuda", local_rank)
     return torch.device(name)
 
