@@ -37,6 +37,8 @@ from shards.schema import (
     index_name,
 )
 
+META_RAW = "meta_json"  # sample field holding the undecoded KEY.json bytes (decode_meta=False)
+
 
 class ShardFormatError(ValueError):
     """A shard or one of its members is corrupt, truncated, unsafe or not in the schema.
@@ -58,6 +60,39 @@ def decode_npy(data: bytes | memoryview, where: str = "") -> np.ndarray:
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
         raise ShardFormatError(f"{where}: .npy holds unsupported dtype")
     return arr
+
+
+_NPY_MAGIC_V1 = b"\x93NUMPY\x01\x00"
+_NPY_HEADERS: dict[bytes, tuple[np.dtype, tuple[int, ...], int]] = {}
+
+
+def parse_npy_header(data: bytes | memoryview) -> tuple[np.dtype, tuple[int, ...], int] | None:
+    """``(dtype, shape, data offset)`` of a plain float ``.npy`` v1.0 payload, else ``None``.
+
+    The fast path for the stamps this project writes (and the seed's npz planes): each distinct
+    header is parsed once and cached, and the payload size must match it. ``None`` (any other
+    version, layout or dtype, a hostile or inconsistent header) sends callers to the general,
+    fully checked ``np.load`` path, which reports the precise error.
+    """
+    if bytes(data[:8]) != _NPY_MAGIC_V1 or len(data) < 10:
+        return None
+    hlen = 10 + int.from_bytes(bytes(data[8:10]), "little")
+    head = bytes(data[:hlen])
+    parsed = _NPY_HEADERS.get(head)
+    if parsed is None:
+        try:  # numpy parses the header dict with ast.literal_eval: anything may be raised
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(io.BytesIO(head[8:]))
+        except Exception:
+            return None
+        if fortran or dtype.hasobject or dtype.kind != "f":
+            return None
+        parsed = (dtype, shape, hlen)
+        if len(_NPY_HEADERS) < 64:
+            _NPY_HEADERS[head] = parsed
+    dtype, shape, offset = parsed
+    if offset + math.prod(shape) * dtype.itemsize != len(data):
+        return None
+    return parsed
 
 
 def decode_member(suffix: str, data: bytes | memoryview, where: str = "") -> Any:
@@ -209,7 +244,6 @@ class IndexedShard:
                 f"({self.index['tar_bytes']}); the shard is truncated or stale"
             )
         self.samples = self.index["samples"]
-        self._npy_headers: dict[bytes, tuple[np.dtype, tuple[int, ...], int]] = {}
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -226,30 +260,20 @@ class IndexedShard:
         return self.buf[off : off + size]
 
     def _npy(self, data: memoryview, where: str) -> np.ndarray:
-        # Parse the .npy header once per distinct header (they are identical within a shard).
-        head = bytes(data[:128])
-        parsed = self._npy_headers.get(head)
+        parsed = parse_npy_header(data)
         if parsed is None:
-            try:
-                fh = io.BytesIO(head)
-                version = np.lib.format.read_magic(fh)
-                if version != (1, 0):
-                    raise ValueError(f"npy version {version}")
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-                if fortran or dtype.hasobject or dtype.kind != "f":
-                    raise ValueError("unsupported npy layout")
-                parsed = (dtype, shape, fh.tell())
-            except Exception:
-                return decode_npy(data, where)  # general path with full checks
-            self._npy_headers[head] = parsed
-        dtype, shape, hlen = parsed
-        count = math.prod(shape)
-        if hlen + count * dtype.itemsize != len(data):
-            raise ShardFormatError(f"{where}: .npy size does not match its header")
-        return np.frombuffer(data, dtype=dtype, count=count, offset=hlen).reshape(shape)
+            return decode_npy(data, where)  # general path with full checks
+        dtype, shape, offset = parsed
+        return np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=offset).reshape(
+            shape
+        )
 
     def sample(self, i: int, decode_meta: bool = True) -> dict[str, Any]:
-        """Decoded sample ``i`` (same dict as :func:`decode_sample`)."""
+        """Decoded sample ``i`` (same dict as :func:`decode_sample`).
+
+        With ``decode_meta=False`` the metadata is left as the member's raw bytes under
+        :data:`META_RAW` (name-checked like every member), for batch-wise JSON parsing.
+        """
         s = self.samples[i]
         key, members = s["key"], s["members"]
         for suffix in members:
@@ -269,12 +293,11 @@ class IndexedShard:
             f"{self.path}: {key}.cls",
         )
         out["label"] = label
+        meta = self._member(key, META_SUFFIX, members[META_SUFFIX])
         if decode_meta:
-            out["meta"] = decode_member(
-                META_SUFFIX,
-                self._member(key, META_SUFFIX, members[META_SUFFIX]),
-                f"{self.path}: {key}.json",
-            )
+            out["meta"] = decode_member(META_SUFFIX, meta, f"{self.path}: {key}.json")
+        else:
+            out[META_RAW] = meta  # checked member bytes, for callers that parse a batch at once
         if ARC_SUFFIX in members:
             out["arc"] = self._npy(
                 self._member(key, ARC_SUFFIX, members[ARC_SUFFIX]), f"{self.path}: {key}.arc.npy"

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 
 from shards.configio import check
 from shards.manifest import Manifest, ManifestError
-from shards.reader import IndexedShard, ShardFormatError, decode_member
+from shards.reader import META_RAW, IndexedShard, ShardFormatError, decode_member
 from shards.schema import META_SUFFIX, SAFE_MODEL_METADATA, STAMP_SHAPE
 from train.partition import WorkItem, max_steps, n_worker_slots, plan_work_items, steps_per_rank
 from train.preprocess import PreprocessConfig, normalize, random_symmetries, stack_dihedral
@@ -43,7 +43,6 @@ _SHUFFLE_STREAM = 1
 _AUGMENT_STREAM = 2
 
 Batch = dict[str, Any]
-META_JSON = "meta_json"  # sample field: undecoded bytes of the KEY.json member
 
 
 @dataclass
@@ -184,10 +183,7 @@ def _expand_items(src: Iterable[dict]) -> Iterator[dict[str, Any]]:
                 f"{url}: holds {len(shard)} samples but the manifest plan reads up to {stop}"
             )
         # The JSON metadata travels undecoded and is parsed once per batch (see collate).
-        for i, sample in enumerate(shard.iter_samples(start, stop, decode_meta=False), start):
-            _, offset, size = shard.samples[i]["members"][META_SUFFIX]
-            sample[META_JSON] = shard.buf[offset : offset + size]
-            yield sample
+        yield from shard.iter_samples(start, stop, decode_meta=False)
 
 
 expand_items = wds.pipelinefilter(_expand_items)
@@ -257,7 +253,7 @@ def batch_metadata(samples: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """
     if all("meta" in s for s in samples):
         return [s["meta"] for s in samples]
-    blobs = [s[META_JSON] for s in samples]
+    blobs = [s[META_RAW] for s in samples]
     try:
         metas = json.loads(b"[" + b",".join(blobs) + b"]")
         if len(metas) == len(blobs) and all(isinstance(m, dict) for m in metas):
@@ -265,7 +261,7 @@ def batch_metadata(samples: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     except (UnicodeDecodeError, json.JSONDecodeError):
         pass
     return [
-        decode_member(META_SUFFIX, s[META_JSON], f"{s['__url__']}: {s['__key__']}.json")
+        decode_member(META_SUFFIX, s[META_RAW], f"{s['__url__']}: {s['__key__']}.json")
         for s in samples
     ]
 

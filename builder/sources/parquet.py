@@ -32,6 +32,7 @@ from builder.photometry import estimate_psfdepth
 from builder.sources.base import CatalogRow, ParentRecord, Rejection, SourceInfo
 from builder.sources.config import ParquetConfig
 from builder.validate import BadRecord, Limits, check_catalog, check_galaxy_id, check_stamp
+from shards.reader import parse_npy_header
 from shards.schema import BANDS, CATALOG_FIELDS, STAMP_SIZE_PIX
 
 NPZ_KEYS: tuple[str, ...] = tuple(f"image_{b}" for b in BANDS)
@@ -79,29 +80,6 @@ def encode_stamp_npz(stamp_nmgy: np.ndarray, keys: Sequence[str] = NPZ_KEYS) -> 
     return buf.getvalue()
 
 
-_NPY_HEADERS: dict[bytes, tuple[np.dtype, tuple[int, ...], int]] = {}
-
-
-def _npy_header(raw: bytes) -> tuple[np.dtype, tuple[int, ...], int] | None:
-    """(dtype, shape, data offset) of a plain little-endian float .npy v1.0 payload, cached."""
-    if raw[:8] != b"\x93NUMPY\x01\x00" or len(raw) < 10:
-        return None
-    hlen = 10 + int.from_bytes(raw[8:10], "little")
-    head = raw[:hlen]
-    parsed = _NPY_HEADERS.get(head)
-    if parsed is None:
-        try:
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(io.BytesIO(head[8:]))
-        except _NPZ_ERRORS:
-            return None
-        if fortran or dtype.kind != "f" or dtype.hasobject:
-            return None
-        parsed = (dtype, shape, hlen)
-        if len(_NPY_HEADERS) < 64:
-            _NPY_HEADERS[head] = parsed
-    return parsed
-
-
 def _decode_npz_fast(data: bytes, keys: Sequence[str]) -> np.ndarray | None:
     """Fast path for well-formed stamps: zipfile (CRC-checked) + cached header + frombuffer.
 
@@ -113,15 +91,10 @@ def _decode_npz_fast(data: bytes, keys: Sequence[str]) -> np.ndarray | None:
             planes = []
             for key in keys:
                 raw = zf.read(f"{key}.npy")
-                parsed = _npy_header(raw)
-                if parsed is None:
+                parsed = parse_npy_header(raw)  # the shard reader's cached parser
+                if parsed is None or parsed[1] != (STAMP_SIZE_PIX, STAMP_SIZE_PIX):
                     return None
                 dtype, shape, offset = parsed
-                if shape != (
-                    STAMP_SIZE_PIX,
-                    STAMP_SIZE_PIX,
-                ) or offset + 4096 * dtype.itemsize != len(raw):
-                    return None
                 planes.append(np.frombuffer(raw, dtype=dtype, offset=offset).reshape(shape))
     except _NPZ_ERRORS:
         return None
