@@ -115,16 +115,14 @@ def bench() -> None:
     """CPU benchmarks; results are printed and written to bench-out/."""
     out = ROOT / "bench-out"
     out.mkdir(exist_ok=True)
-    for script, extra in (
-        ("bench_metrics.py", []),
-        ("bench_injection.py", []),
-        ("bench_loader.py", []),
-        ("bench_storage.py", []),
-        ("bench_build.py", []),
+    for script in (
+        "bench_metrics.py",
+        "bench_injection.py",
+        "bench_loader.py",
+        "bench_storage.py",
+        "bench_build.py",
     ):
-        run(
-            PY, ROOT / "benchmarks" / script, "--json", out / script.replace(".py", ".json"), *extra
-        )
+        run(PY, ROOT / "benchmarks" / script, "--json", out / script.replace(".py", ".json"))
 
 
 def main(argv: list[str]) -> int:

@@ -10,11 +10,8 @@ identical to an uninterrupted build. A rerun with a different config is refused 
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
-import signal
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -26,6 +23,7 @@ from typing import Any
 from tqdm import tqdm
 
 from builder.config import BuildConfig
+from builder.faults import crash_point
 from builder.matching import matching_report
 from builder.plan import Plan, ShardTask, plan_build
 from builder.scan import scan_source
@@ -34,6 +32,7 @@ from builder.sources.open import SourceSpec, open_source
 from builder.tasks import TASKS_DIR, TaskSummary, load_summary, run_task, summary_path
 from builder.validate import Limits
 from shards.atomic import atomic_open, remove_stale_tmp
+from shards.checksum import file_sha256
 from shards.manifest import MANIFEST_NAME, REJECTS_NAME, Manifest, ManifestError, ShardEntry
 from shards.schema import SPLITS
 
@@ -71,14 +70,6 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
     return out
-
-
-def file_sha256(path: Path, bufsize: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(bufsize):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def build_limits(cfg: BuildConfig) -> Limits:
@@ -225,8 +216,8 @@ def _finalise(
     scan_rejections: list[Rejection],
     summaries: list[TaskSummary],
     out_dir: Path,
-) -> None:
-    """Fill totals, rejections, injection stats and matching; write rejects file."""
+) -> list[dict[str, str]]:
+    """Fill totals, rejections, injection stats and matching; write and return the rejects."""
     summaries = sorted(summaries, key=lambda s: (SPLITS.index(s.split), s.index))
     rejects = [r.to_json() for r in scan_rejections] + [r.to_json() for r in plan.rejections]
     for s in summaries:
@@ -259,6 +250,7 @@ def _finalise(
     manifest.shards = [_entry(s) for s in summaries]
     manifest.recompute_splits()
     manifest.status = "complete"
+    return rejects
 
 
 def make_shards(
@@ -289,10 +281,10 @@ def make_shards(
     try:
         scan = scan_source(spec, limits, map_fn=map_fn, max_parents=cfg.max_parents)
         plan = plan_build(scan, cfg)
-        early = list(scan.rejections) + list(plan.rejections)
-        if len(early) / max(plan.n_parents, 1) > cfg.rejects.max_reject_fraction:
-            write_rejects(out_dir, [r.to_json() for r in early])
-        _check_reject_fraction(len(early), plan.n_parents, cfg, early)
+        early = [r.to_json() for r in (*scan.rejections, *plan.rejections)]
+        if message := _too_many_rejected(early, plan.n_parents, cfg):
+            write_rejects(out_dir, early)  # abort before building any shard
+            raise BuildError(message)
 
         manifest = Manifest(
             config=cfg.to_dict(),
@@ -323,47 +315,31 @@ def make_shards(
         )
         for summary in bar:
             summaries[(summary.split, summary.index)] = summary
-            manifest.shards = [_entry(s) for s in summaries.values()]
+            manifest.shards.append(_entry(summary))
             manifest.save(out_dir)
-            _maybe_crash_between_shards(len(summaries))
+            crash_point("shards")
     finally:
         if pool:
             pool.shutdown(cancel_futures=True)
 
-    all_rejects = list(scan.rejections) + list(plan.rejections)
-    for s in summaries.values():
-        all_rejects.extend(Rejection(**r) for r in s.rejections)
-    _finalise(manifest, plan, scan.rejections, list(summaries.values()), out_dir)
-    try:
-        _check_reject_fraction(len(all_rejects), plan.n_parents, cfg, all_rejects)
-    except BuildError:
+    rejects = _finalise(manifest, plan, scan.rejections, list(summaries.values()), out_dir)
+    if message := _too_many_rejected(rejects, plan.n_parents, cfg):
         manifest.status = "aborted"  # verify and the trainer refuse an aborted dataset
         manifest.save(out_dir)
-        raise
+        raise BuildError(message)
     manifest.save(out_dir)
     return manifest
 
 
-CRASH_SHARDS_ENV = "BUILDER_CRASH_AFTER_SHARDS"  # test hook: SIGKILL between shards
-
-
-def _maybe_crash_between_shards(n_done: int) -> None:
-    """Fault injection for the crash-safety tests: ``BUILDER_CRASH_AFTER_SHARDS=N`` kills the
-    build with SIGKILL after the N-th shard is recorded in the manifest."""
-    limit = os.environ.get(CRASH_SHARDS_ENV)
-    if limit is not None and n_done >= int(limit):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _check_reject_fraction(
-    n_bad: int, n_total: int, cfg: BuildConfig, rejects: list[Rejection]
-) -> None:
-    frac = n_bad / max(n_total, 1)
-    if frac > cfg.rejects.max_reject_fraction:
-        reasons = Counter(r.reason for r in rejects).most_common()
-        summary = ", ".join(f"{k}: {v}" for k, v in reasons)
-        raise BuildError(
-            f"{n_bad} of {n_total} parent rows rejected ({frac:.1%} > max_reject_fraction "
-            f"{cfg.rejects.max_reject_fraction:.1%}): {summary}. The rows are listed in "
-            f"{REJECTS_NAME}; fix the input or raise --max-reject-fraction."
-        )
+def _too_many_rejected(rejects: list[dict[str, str]], n_total: int, cfg: BuildConfig) -> str | None:
+    """The abort message if the rejected fraction exceeds ``max_reject_fraction``, else None."""
+    frac = len(rejects) / max(n_total, 1)
+    if frac <= cfg.rejects.max_reject_fraction:
+        return None
+    reasons = Counter(r["reason"] for r in rejects).most_common()
+    summary = ", ".join(f"{k}: {v}" for k, v in reasons)
+    return (
+        f"{len(rejects)} of {n_total} parent rows rejected ({frac:.1%} > max_reject_fraction "
+        f"{cfg.rejects.max_reject_fraction:.1%}): {summary}. The rows are listed in "
+        f"{REJECTS_NAME}; fix the input or raise --max-reject-fraction."
+    )

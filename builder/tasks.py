@@ -10,8 +10,6 @@ manifest without redoing the work.
 from __future__ import annotations
 
 import json
-import os
-import signal
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from itertools import groupby
@@ -21,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from builder.config import BuildConfig
+from builder.faults import crash_point
 from builder.inject import inject_arc
 from builder.matching import aperture_flux_nmgy
 from builder.plan import PlannedSample, ShardTask, catalog_dict
@@ -32,21 +31,6 @@ from shards.schema import shard_name
 from shards.writer import Sample, ShardWriter
 
 TASKS_DIR = "tasks"
-CRASH_ENV = "BUILDER_CRASH_AFTER_SAMPLES"  # test hook: SIGKILL this process mid-shard
-
-
-def _maybe_crash(counter: list[int]) -> None:
-    """Fault injection for the crash-safety tests: ``BUILDER_CRASH_AFTER_SAMPLES=N`` kills the
-    process with SIGKILL right after its N-th sample is written (inside an unfinished shard)."""
-    limit = os.environ.get(CRASH_ENV)
-    if limit is None:
-        return
-    counter[0] += 1
-    if counter[0] >= int(limit):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-_WRITTEN = [0]
 
 
 @dataclass
@@ -155,7 +139,7 @@ def run_task(
                 meta = _meta(s, task.split, 0)
                 label = 0
             writer.write(Sample(key=s.key, image_nmgy=image, meta=meta, label=label, arc_nmgy=arc))
-            _maybe_crash(_WRITTEN)
+            crash_point("samples")
             r_flux = aperture_flux_nmgy(rec.stamp_nmgy[1])  # the parent stamp, before injection
             summary.match_rows.append([s.role, r_flux, cat["psfsize_r"], cat["psfdepth_r"]])
     info = writer.info

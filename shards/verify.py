@@ -13,13 +13,13 @@ Checks, each reported separately:
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from shards.checksum import file_sha256
 from shards.manifest import Manifest, ManifestError
 from shards.reader import ShardFormatError, iter_tar_samples
 from shards.schema import SPLITS
@@ -52,14 +52,6 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def verify_dataset(root: str | Path) -> VerifyReport:
     """Run every check on the dataset at ``root``; never raises for data problems."""
     root = Path(root)
@@ -89,7 +81,7 @@ def verify_dataset(root: str | Path) -> VerifyReport:
         size = path.stat().st_size
         if size != entry.bytes:
             report.errors.append(f"{name}: {size} bytes, manifest says {entry.bytes}")
-        if _sha256(path) != entry.sha256:
+        if file_sha256(path) != entry.sha256:
             report.errors.append(
                 f"{name}: sha256 differs from the manifest (corrupted or replaced)"
             )
