@@ -356,24 +356,30 @@ def test_rank_outside_world_is_refused(tiny):
         make_loader(tiny, "train", DataConfig(), epoch=0, rank=2, world_size=2, training=True)
 
 
-def test_loader_refuses_unfinished_or_aborted_dataset(tmp_path):
-    from shards.manifest import Manifest, ManifestError
+def _tiny_with_manifest(root: Path, **changes: str) -> None:
+    """A tiny dataset whose manifest fields are then set to ``changes``."""
+    from shards.manifest import Manifest
 
-    make_tiny_dataset(tmp_path, {"train": (3,), "val": (2,), "test": (1,)})
-    m = Manifest.load(tmp_path)
+    make_tiny_dataset(root, {"train": (3,), "val": (2,), "test": (1,)})
+    m = Manifest.load(root)
+    for name, value in changes.items():
+        setattr(m, name, value)
+    m.save(root)
+
+
+def _train_loader(root: Path):
+    return make_loader(
+        root, "train", DataConfig(batch_size=2), epoch=0, rank=0, world_size=1, training=True
+    )
+
+
+def test_loader_refuses_unfinished_or_aborted_dataset(tmp_path):
+    from shards.manifest import ManifestError
+
     for status in ("building", "aborted"):
-        m.status = status
-        m.save(tmp_path)
+        _tiny_with_manifest(tmp_path / status, status=status)
         with pytest.raises(ManifestError, match=status):
-            make_loader(
-                tmp_path,
-                "train",
-                DataConfig(batch_size=2),
-                epoch=0,
-                rank=0,
-                world_size=1,
-                training=True,
-            )
+            _train_loader(tmp_path / status)
 
 
 def test_float16_shards_load_as_float32(tmp_path):
@@ -389,19 +395,6 @@ def test_float16_shards_load_as_float32(tmp_path):
 
 
 def test_paired_ablation_dataset_warns(tmp_path):
-    from shards.manifest import Manifest
-
-    make_tiny_dataset(tmp_path, {"train": (3,), "val": (2,), "test": (1,)})
-    m = Manifest.load(tmp_path)
-    m.controls = "paired"
-    m.save(tmp_path)
+    _tiny_with_manifest(tmp_path, controls="paired")
     with pytest.warns(UserWarning, match="ABLATION"):
-        make_loader(
-            tmp_path,
-            "train",
-            DataConfig(batch_size=2),
-            epoch=0,
-            rank=0,
-            world_size=1,
-            training=True,
-        )
+        _train_loader(tmp_path)

@@ -109,26 +109,25 @@ def _good_stamp(rng) -> dict[str, np.ndarray]:
     }
 
 
+GOOD_CATALOG = {
+    "ra": 150.0,
+    "dec": 2.0,
+    "psfsize_g": 1.4,
+    "psfsize_r": 1.3,
+    "psfsize_z": 1.2,
+    "psfdepth_g": 1500.0,
+    "psfdepth_r": 600.0,
+    "psfdepth_z": 120.0,
+}
+
+
 def _bad_parquet(path: Path, n_good: int = 60) -> dict[str, str]:
     """Seed-layout Parquet with good rows and one row per kind of bad input; id -> expected reason."""
     rng = np.random.default_rng(0)
     rows, expect = [], {}
 
     def add(gid, stamp_bytes, reason=None, **cat):
-        base = {
-            "galaxy_id": gid,
-            "stamp_npz": stamp_bytes,
-            "ra": 150.0,
-            "dec": 2.0,
-            "psfsize_g": 1.4,
-            "psfsize_r": 1.3,
-            "psfsize_z": 1.2,
-            "psfdepth_g": 1500.0,
-            "psfdepth_r": 600.0,
-            "psfdepth_z": 120.0,
-        }
-        base.update(cat)
-        rows.append(base)
+        rows.append({"galaxy_id": gid, "stamp_npz": stamp_bytes, **GOOD_CATALOG, **cat})
         if reason:
             expect[gid] = reason
 
@@ -205,14 +204,7 @@ def test_too_many_bad_stamps_abort_after_the_tasks(tmp_path):
         {
             "galaxy_id": f"g{i}",
             "stamp_npz": _npz(_good_stamp(rng)) if i % 3 else b"junk",
-            "ra": 1.0,
-            "dec": 2.0,
-            "psfsize_g": 1.4,
-            "psfsize_r": 1.3,
-            "psfsize_z": 1.2,
-            "psfdepth_g": 1500.0,
-            "psfdepth_r": 600.0,
-            "psfdepth_z": 120.0,
+            **GOOD_CATALOG,
         }
         for i in range(30)
     ]
