@@ -182,17 +182,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from builder.build import BuildError
+    from builder.inspect import SampleNotFound
+    from builder.sources.parquet import SourceError
     from shards.manifest import ManifestError
+    from shards.reader import ShardFormatError
 
     try:
         return args.func(args)
     except ConfigError as exc:
         print(f"builder: config error: {exc}", file=sys.stderr)
-    except (BuildError, ManifestError, FileNotFoundError, KeyError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"builder: error: {msg}", file=sys.stderr)
-    except ValueError as exc:  # SourceError and friends
+    except (BuildError, ManifestError, SourceError, ShardFormatError, FileNotFoundError) as exc:
         print(f"builder: error: {exc}", file=sys.stderr)
+    except SampleNotFound as exc:  # inspect --key that is not in the shard
+        print(f"builder: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
     return 2
 
 

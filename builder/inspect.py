@@ -11,6 +11,10 @@ import numpy as np
 from shards.reader import iter_tar_samples
 
 
+class SampleNotFound(KeyError):
+    """``--key`` names no sample of the shard."""
+
+
 def describe_shard(path: str | Path, key: str | None = None, limit: int = 5) -> str:
     """Human-readable listing: members (like ``tar tvf``) and metadata of the first samples."""
     path = Path(path)
@@ -20,7 +24,7 @@ def describe_shard(path: str | Path, key: str | None = None, limit: int = 5) -> 
     lines.append(f"  {len(members)} members")
     samples = [s for s in iter_tar_samples(str(path)) if key is None or s["__key__"] == key]
     if key is not None and not samples:
-        raise KeyError(f"no sample with key {key!r} in {path}")
+        raise SampleNotFound(f"no sample with key {key!r} in {path}")
     n_pos = sum(s["label"] for s in samples)
     lines.append(f"  {len(samples)} samples: {n_pos} positives, {len(samples) - n_pos} controls")
     for s in samples[:limit]:
@@ -49,7 +53,7 @@ def shard_png(
 
     samples = [s for s in iter_tar_samples(str(path)) if key is None or s["__key__"] == key]
     if not samples:
-        raise KeyError(f"no matching samples in {path}")
+        raise SampleNotFound(f"no matching samples in {path}")
     if positives_first:
         samples.sort(key=lambda s: -s["label"])
     images, titles = [], []

@@ -17,8 +17,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from builder.sources.base import CatalogRow, ParentRecord, Rejection
 from builder.sources.open import SourceSpec, open_source
 from builder.validate import BadRecord, Limits, check_catalog
@@ -49,10 +47,6 @@ class ScanResult:
             "rejections",
         ):
             getattr(self, name).extend(getattr(other, name))
-
-    def catalog_array(self) -> np.ndarray:
-        """(N, 8) float64 array of :data:`CATALOG_FIELDS`."""
-        return np.asarray(self.catalog, dtype=np.float64).reshape(-1, len(CATALOG_FIELDS))
 
 
 def scan_chunk(spec: SourceSpec, chunk: int, limits: Limits) -> ScanResult:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 
-import numpy as np
-
 from shards.schema import SPLITS
 
 
@@ -48,16 +46,3 @@ def assign(
     split = assign_split(u_split, fractions)
     role = "host" if u_role < pos_fraction[split] else "control"
     return split, role
-
-
-def assign_many(
-    galaxy_ids: list[str],
-    salt: str,
-    fractions: Mapping[str, float],
-    pos_fraction: Mapping[str, float],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Vector form of :func:`assign`: arrays of split names and roles."""
-    out = [assign(g, salt, fractions, pos_fraction) for g in galaxy_ids]
-    splits = np.array([s for s, _ in out], dtype=object)
-    roles = np.array([r for _, r in out], dtype=object)
-    return splits, roles

@@ -105,27 +105,6 @@ def sie_deflection(
     return cos_p * ax_r - sin_p * ay_r, sin_p * ax_r + cos_p * ay_r
 
 
-def shear_deflection(
-    x_arcsec: np.ndarray, y_arcsec: np.ndarray, gamma1: float, gamma2: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Deflection of an external shear with zero deflection at the origin.
-
-    Parameters
-    ----------
-    x_arcsec, y_arcsec : np.ndarray
-        Image-plane positions, arcsec.
-    gamma1, gamma2 : float
-        Shear components.
-
-    Returns
-    -------
-    alpha_x_arcsec, alpha_y_arcsec : np.ndarray
-        Deflection components, arcsec.
-    """
-    g1, g2 = float(gamma1), float(gamma2)
-    return g1 * x_arcsec + g2 * y_arcsec, g2 * x_arcsec - g1 * y_arcsec
-
-
 def ray_shoot(
     x_arcsec: np.ndarray, y_arcsec: np.ndarray, lens: LensParams
 ) -> tuple[np.ndarray, np.ndarray]:
