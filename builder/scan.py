@@ -22,6 +22,8 @@ from builder.sources.open import SourceSpec, open_source
 from builder.validate import BadRecord, Limits, check_catalog
 from shards.schema import CATALOG_FIELDS
 
+SCAN_WINDOW_CHUNKS = 4  # chunks in flight at once when the scan stops at max_parents
+
 
 @dataclass
 class ScanResult:
@@ -89,10 +91,14 @@ def scan_source(
     """
     n_chunks = open_source(spec).n_chunks()
     total = ScanResult()
-    specs = [spec] * n_chunks
-    limit_list = [limits] * n_chunks
-    for part in map_fn(scan_chunk, specs, range(n_chunks), limit_list):
-        total.extend(part)
+    # With a limit, chunks are handed out a few at a time so that no chunk past it is scanned.
+    window = n_chunks if max_parents is None else SCAN_WINDOW_CHUNKS
+    for lo in range(0, n_chunks, max(window, 1)):
+        chunks = range(lo, min(lo + window, n_chunks))
+        for part in map_fn(scan_chunk, [spec] * len(chunks), chunks, [limits] * len(chunks)):
+            total.extend(part)
+            if max_parents is not None and len(total) >= max_parents:
+                break
         if max_parents is not None and len(total) >= max_parents:
             break
     if max_parents is not None and len(total) > max_parents:

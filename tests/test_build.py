@@ -170,3 +170,24 @@ def test_config_clash_is_refused_before_any_file_is_touched(tmp_path):
         make_shards(other, tmp_path, BuildOptions(progress=False))
     after = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
     assert parents in before and after == before
+
+
+def test_max_parents_keeps_the_first_rows_and_scans_no_further(tmp_path):
+    from builder.build import build_limits, prepare_source
+    from builder.scan import SCAN_WINDOW_CHUNKS, scan_source
+    from builder.sources.synthetic import write_synthetic_parquet
+
+    parents = write_synthetic_parquet(tmp_path / "p.parquet", 100, 0, row_group_size=5)
+    cfg = load_build_config(None, {"input": {"kind": "parquet", "path": str(parents)}})
+    spec = prepare_source(cfg, tmp_path)
+    scanned: list[int] = []
+
+    def recording_map(fn, *iterables):  # like Executor.map: every chunk is submitted at once
+        jobs = list(zip(*iterables, strict=True))
+        scanned.extend(args[1] for args in jobs)
+        return (fn(*args) for args in jobs)
+
+    full = scan_source(spec, build_limits(cfg))
+    part = scan_source(spec, build_limits(cfg), map_fn=recording_map, max_parents=12)
+    assert part.galaxy_id == full.galaxy_id[:12]
+    assert scanned == list(range(SCAN_WINDOW_CHUNKS))  # one window, not all 20 chunks
