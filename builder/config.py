@@ -14,7 +14,15 @@ from typing import Any
 
 from builder.inject.config import InjectionConfig
 from builder.sources.config import FitsConfig, ParquetConfig, SynthConfig
-from shards.configio import ConfigError, check, from_mapping, load_yaml, merge, to_dict
+from shards.configio import (
+    ConfigError,
+    check,
+    check_between,
+    from_mapping,
+    load_yaml,
+    merge,
+    to_dict,
+)
 from shards.schema import SPLITS
 from shards.writer import STORAGE_DTYPES
 
@@ -88,9 +96,7 @@ class SplitConfig:
         for name, d in (("fractions", self.fractions), ("pos_fraction", self.pos_fraction)):
             check(set(d) == set(SPLITS), f"{prefix}.{name}", f"needs exactly the keys {SPLITS}")
             for k, v in d.items():
-                check(
-                    0.0 <= float(v) <= 1.0, f"{prefix}.{name}.{k}", f"must be in [0, 1] (got {v})"
-                )
+                check_between(float(v), f"{prefix}.{name}.{k}", 0.0, 1.0)
         total = sum(float(v) for v in self.fractions.values())
         check(abs(total - 1.0) < 1e-9, f"{prefix}.fractions", f"must sum to 1 (got {total})")
         check(
@@ -142,11 +148,7 @@ class RejectConfig:
     psfdepth_invnmgy2: tuple[float, float] = (1.0, 1.0e6)
 
     def validate(self, prefix: str = "rejects") -> None:
-        check(
-            0.0 <= self.max_reject_fraction <= 1.0,
-            f"{prefix}.max_reject_fraction",
-            f"must be in [0, 1] (got {self.max_reject_fraction})",
-        )
+        check_between(self.max_reject_fraction, f"{prefix}.max_reject_fraction", 0.0, 1.0)
         for name in ("psfsize_arcsec", "psfdepth_invnmgy2"):
             lo, hi = getattr(self, name)
             check(0 < lo < hi, f"{prefix}.{name}", f"need 0 < low < high (got [{lo}, {hi}])")

@@ -32,6 +32,12 @@ def check(cond: bool, key: str, message: str) -> None:
         raise ConfigError(key, message)
 
 
+def check_between(value: float, key: str, lo: float, hi: float, why: str = "") -> None:
+    """Validate a scalar in the closed interval ``[lo, hi]``; ``why`` is added to the message."""
+    reason = f"{why}; " if why else ""
+    check(lo <= value <= hi, key, f"must be in [{lo:g}, {hi:g}] ({reason}got {value})")
+
+
 def check_range(pair: Any, key: str, lo: float | None = None, hi: float | None = None) -> None:
     """Validate a ``[low, high]`` pair: two finite numbers, low <= high, inside [lo, hi]."""
     check(

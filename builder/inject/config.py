@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from builder.inject.noise import DEFAULT_GAIN_E_PER_NMGY
-from shards.configio import check, check_range
+from shards.configio import check, check_between, check_range
 from shards.schema import BANDS
 
 #: SED templates understood by :func:`builder.photometry.band_fluxes_nmgy`.
@@ -130,11 +130,7 @@ class InjectionConfig:
             f"{p}lens_phi_sigma_deg",
             f"must be >= 0 (got {self.lens_phi_sigma_deg})",
         )
-        check(
-            0.0 <= self.shear_sigma <= 0.3,
-            f"{p}shear_sigma",
-            f"must be in [0, 0.3] (got {self.shear_sigma})",
-        )
+        check_between(self.shear_sigma, f"{p}shear_sigma", 0.0, 0.3)
         check_range(self.source_re_arcsec, f"{p}source_re_arcsec", lo=0.01, hi=5.0)
         check_range(self.source_n_sersic, f"{p}source_n_sersic", lo=0.3, hi=8.0)
         check_range(self.source_q, f"{p}source_q", lo=0.05, hi=1.0)
@@ -163,11 +159,7 @@ class InjectionConfig:
             f"must be an integer in [1, 16] (got {self.supersample!r})",
         )
         check(self.psf_beta > 1.0, f"{p}psf_beta", f"must be > 1 (got {self.psf_beta})")
-        check(
-            1.0 <= self.psf_kernel_radius_fwhm <= 10.0,
-            f"{p}psf_kernel_radius_fwhm",
-            f"must be in [1, 10] (got {self.psf_kernel_radius_fwhm})",
-        )
+        check_between(self.psf_kernel_radius_fwhm, f"{p}psf_kernel_radius_fwhm", 1.0, 10.0)
         gains = self.gain_e_per_nmgy
         check(
             isinstance(gains, list | tuple) and len(gains) == len(BANDS),

@@ -10,7 +10,7 @@ import functools
 import math
 from dataclasses import dataclass, field
 
-from shards.configio import check, check_range
+from shards.configio import check, check_between, check_range
 from shards.schema import BANDS, CATALOG_FIELDS, STAMP_SIZE_PIX
 
 MISSING_DEPTH_MODES: tuple[str, ...] = ("estimate", "reject")
@@ -268,46 +268,29 @@ class SynthConfig:
         check_range(self.mag_r_range, k("mag_r_range"), 10.0, 30.0)
         check_range(self.redshift_range, k("redshift_range"), 0.0, 6.0)
         check_range(self.hlr_arcsec_range, k("hlr_arcsec_range"), 0.05, 10.0)
-        check(
-            0.3 <= self.sersic_n <= 6.2,
-            k("sersic_n"),
-            f"must be in [0.3, 6.2] (GalSim's range; got {self.sersic_n})",
-        )
+        check_between(self.sersic_n, k("sersic_n"), 0.3, 6.2, "GalSim's range")
         check(
             self.sersic_trunc_hlr == 0 or self.sersic_trunc_hlr >= 2,
             k("sersic_trunc_hlr"),
             f"must be 0 (no truncation) or >= 2 (got {self.sersic_trunc_hlr})",
         )
         check_range(self.axis_ratio_range, k("axis_ratio_range"), 0.05, 1.0)
-        check(
-            0 <= self.center_jitter_pix <= 4,
-            k("center_jitter_pix"),
-            f"must be in [0, 4] (got {self.center_jitter_pix})",
-        )
+        check_between(self.center_jitter_pix, k("center_jitter_pix"), 0, 4)
         check(
             self.psf_beta > 1.1, k("psf_beta"), f"Moffat beta must be > 1.1 (got {self.psf_beta})"
         )
         check_range(self.psfsize_r_range, k("psfsize_r_range"), 0.5, 4.0)
         for name in ("psfsize_ratio_g", "psfsize_ratio_z", "gain_e_per_nmgy", "folding_threshold"):
             _check_positive(getattr(self, name), k(name))
-        check(
-            0 <= self.psfsize_ratio_scatter <= 0.3,
-            k("psfsize_ratio_scatter"),
-            f"must be in [0, 0.3] (got {self.psfsize_ratio_scatter})",
-        )
+        check_between(self.psfsize_ratio_scatter, k("psfsize_ratio_scatter"), 0, 0.3)
         for b in BANDS:
             check_range(getattr(self, f"depth5_{b}_mag"), k(f"depth5_{b}_mag"), 15.0, 30.0)
         for name in ("neighbour_mean", "star_mean"):
-            v = getattr(self, name)
-            check(0 <= v <= 20, k(name), f"must be in [0, 20] (got {v})")
+            check_between(getattr(self, name), k(name), 0, 20)
         check_range(self.neighbour_mag_r_range, k("neighbour_mag_r_range"), 10.0, 30.0)
         check_range(self.neighbour_hlr_arcsec_range, k("neighbour_hlr_arcsec_range"), 0.05, 10.0)
         check_range(self.neighbour_redshift_range, k("neighbour_redshift_range"), 0.0, 6.0)
-        check(
-            0 <= self.neighbour_red_fraction <= 1,
-            k("neighbour_red_fraction"),
-            f"must be in [0, 1] (got {self.neighbour_red_fraction})",
-        )
+        check_between(self.neighbour_red_fraction, k("neighbour_red_fraction"), 0, 1)
         check_range(self.neighbour_sep_arcsec_range, k("neighbour_sep_arcsec_range"), 0.0, 30.0)
         check_range(self.star_mag_r_range, k("star_mag_r_range"), 10.0, 30.0)
         check_range(self.star_sep_arcsec_range, k("star_sep_arcsec_range"), 0.0, 30.0)
