@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median, write_json  # noqa: E402
+from benchutil import median, write_json  # noqa: E402
 
 CHILD = r"""
 import json, resource, sys, time

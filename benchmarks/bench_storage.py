@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_json  # noqa: E402
+from benchutil import write_json  # noqa: E402
 
 from builder.build import BuildOptions, make_shards  # noqa: E402
 from builder.config import load_build_config  # noqa: E402

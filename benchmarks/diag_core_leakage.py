@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_json  # noqa: E402
+from benchutil import write_json  # noqa: E402
 
 from shards.manifest import Manifest  # noqa: E402
 from shards.reader import IndexedShard  # noqa: E402

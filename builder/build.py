@@ -25,14 +25,14 @@ from tqdm import tqdm
 from builder.config import BuildConfig
 from builder.faults import crash_point
 from builder.matching import matching_report
+from builder.parents.base import Rejection
+from builder.parents.open import SourceSpec, open_source
 from builder.plan import Plan, ShardTask, plan_build
 from builder.scan import scan_source
-from builder.sources.base import Rejection
-from builder.sources.open import SourceSpec, open_source
 from builder.tasks import TASKS_DIR, TaskSummary, load_summary, run_task, summary_path
 from builder.validate import Limits
-from shards.atomic import atomic_open, remove_stale_tmp
-from shards.checksum import file_sha256
+from common.atomic import atomic_open, remove_stale_tmp
+from common.checksum import file_sha256
 from shards.manifest import MANIFEST_NAME, REJECTS_NAME, Manifest, ManifestError, ShardEntry
 from shards.schema import SPLITS
 
@@ -103,7 +103,7 @@ def prepare_source(cfg: BuildConfig, out_dir: Path) -> SourceSpec:
 
 def ensure_synthetic_parents(cfg: BuildConfig, spec: SourceSpec, options: BuildOptions) -> None:
     """Render the synthetic parent file unless the one on disk was made with this config."""
-    from builder.sources.synthetic import write_synthetic_parquet
+    from builder.parents.synthetic import write_synthetic_parquet
 
     path = Path(spec.path)
     stamp = path.with_suffix(".json")

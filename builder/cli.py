@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from shards.configio import ConfigError
+from common.configio import ConfigError
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -79,7 +79,7 @@ def cmd_make_shards(args: argparse.Namespace) -> int:
 
 def cmd_synth_parents(args: argparse.Namespace) -> int:
     from builder.config import load_build_config
-    from builder.sources.synthetic import write_synthetic_parquet
+    from builder.parents.synthetic import write_synthetic_parquet
 
     cfg = load_build_config(args.config, {"seed": args.seed} if args.seed is not None else None)
     if args.n < 1:
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from builder.build import BuildError
     from builder.inspect import SampleNotFound
-    from builder.sources.parquet import SourceError
+    from builder.parents.parquet import SourceError
     from shards.manifest import ManifestError
     from shards.reader import ShardFormatError
 

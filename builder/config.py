@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from builder.inject.config import InjectionConfig
-from builder.sources.config import FitsConfig, ParquetConfig, SynthConfig
-from shards.configio import (
+from builder.parents.config import FitsConfig, ParquetConfig, SynthConfig
+from common.configio import (
     ConfigError,
     check,
     check_between,

@@ -11,8 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from builder.config import BuildConfig
+from builder.parents.base import Rejection
 from builder.scan import ScanResult
-from builder.sources.base import Rejection
 from builder.splits import assign
 from shards.schema import CATALOG_FIELDS, SPLITS, make_key
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from builder.sources.base import CatalogRow, ParentRecord, Rejection
-from builder.sources.open import SourceSpec, open_source
+from builder.parents.base import CatalogRow, ParentRecord, Rejection
+from builder.parents.open import SourceSpec, open_source
 from builder.validate import BadRecord, Limits, check_catalog
 from shards.schema import CATALOG_FIELDS
 

@@ -22,11 +22,11 @@ from builder.config import BuildConfig
 from builder.faults import crash_point
 from builder.inject import inject_arc
 from builder.matching import aperture_flux_nmgy
+from builder.parents.base import Rejection
+from builder.parents.open import SourceSpec, open_source
 from builder.plan import PlannedSample, ShardTask, catalog_dict
-from builder.sources.base import Rejection
-from builder.sources.open import SourceSpec, open_source
 from builder.splits import galaxy_seed
-from shards.atomic import atomic_write_text
+from common.atomic import atomic_write_text
 from shards.schema import shard_name
 from shards.writer import Sample, ShardWriter
 

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shards.atomic import atomic_write_text
+from common.atomic import atomic_write_text
 from shards.schema import SCHEMA_VERSION, SPLITS
 
 MANIFEST_NAME = "manifest.json"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shards.checksum import file_sha256
+from common.checksum import file_sha256
 from shards.manifest import Manifest, ManifestError
 from shards.reader import ShardFormatError, iter_tar_samples
 from shards.schema import SPLITS

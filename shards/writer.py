@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import webdataset as wds
 
-from shards.atomic import atomic_write_text, tmp_path_for
+from common.atomic import atomic_write_text, tmp_path_for
 from shards.schema import (
     ARC_SUFFIX,
     IMAGE_SUFFIX,

@@ -174,8 +174,8 @@ def test_config_clash_is_refused_before_any_file_is_touched(tmp_path):
 
 def test_max_parents_keeps_the_first_rows_and_scans_no_further(tmp_path):
     from builder.build import build_limits, prepare_source
+    from builder.parents.synthetic import write_synthetic_parquet
     from builder.scan import SCAN_WINDOW_CHUNKS, scan_source
-    from builder.sources.synthetic import write_synthetic_parquet
 
     parents = write_synthetic_parquet(tmp_path / "p.parquet", 100, 0, row_group_size=5)
     cfg = load_build_config(None, {"input": {"kind": "parquet", "path": str(parents)}})

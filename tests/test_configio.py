@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from shards.configio import ConfigError, check_between, check_range, from_mapping
+from common.configio import ConfigError, check_between, check_range, from_mapping
 
 
 @dataclass

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from builder.sources.parquet import NPZ_KEYS, decode_stamp_npz, encode_stamp_npz
+from builder.parents.parquet import NPZ_KEYS, decode_stamp_npz, encode_stamp_npz
 from builder.validate import BadRecord
 from shards.reader import IndexedShard, ShardFormatError, decode_sample, iter_tar_samples
 from shards.schema import STAMP_SHAPE, make_key

@@ -12,7 +12,7 @@ import pytest
 import torch
 import webdataset as wds
 
-from shards.configio import ConfigError, from_mapping
+from common.configio import ConfigError, from_mapping
 from shards.manifest import Manifest, ShardEntry
 from shards.reader import ShardFormatError, iter_tar_samples
 from shards.schema import SAFE_MODEL_METADATA, index_name

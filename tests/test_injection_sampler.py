@@ -13,7 +13,7 @@ from builder.inject import InjectionConfig, InjectionResult, inject_arc
 from builder.inject.host_shape import HostShape
 from builder.inject.sampler import REJECTION_REASONS, draw_parameters
 from builder.photometry import band_fluxes_nmgy, nmgy_to_mag
-from shards.configio import ConfigError, from_mapping, to_dict
+from common.configio import ConfigError, from_mapping, to_dict
 from shards.schema import BANDS, STAMP_SHAPE
 
 CATALOG = {

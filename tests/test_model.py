@@ -9,7 +9,7 @@ import pytest
 import timm
 import torch
 
-from shards.configio import ConfigError, from_mapping
+from common.configio import ConfigError, from_mapping
 from shards.schema import SAFE_MODEL_METADATA
 from train.checkpoint import capture_rng, restore_rng
 from train.config import TrainConfig, resolve_config

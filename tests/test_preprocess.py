@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from shards.configio import ConfigError, from_mapping
+from common.configio import ConfigError, from_mapping
 from tests.datasets import fake_image
 from train.preprocess import (
     MIN_SIGMA,

@@ -1,4 +1,4 @@
-"""Tests of the synthetic DR10-like sky (builder.sources.synthetic)."""
+"""Tests of the synthetic DR10-like sky (builder.parents.synthetic)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from builder.photometry import (
-    band_fluxes_nmgy,
-    estimate_psfdepth,
-    mag_to_nmgy,
-    moffat_nea_pix,
-    nmgy_to_mag,
-    sigma_pix_from_psfdepth,
-)
-from builder.sources.base import ParentRecord
-from builder.sources.config import ParquetConfig, SynthConfig
-from builder.sources.parquet import ParquetSource
-from builder.sources.synthetic import (
+from builder.parents.base import ParentRecord
+from builder.parents.config import ParquetConfig, SynthConfig
+from builder.parents.parquet import ParquetSource
+from builder.parents.synthetic import (
     CENTER_PIX,
     SynthComponent,
     draw_params,
@@ -31,8 +23,16 @@ from builder.sources.synthetic import (
     render_stamp,
     write_synthetic_parquet,
 )
+from builder.photometry import (
+    band_fluxes_nmgy,
+    estimate_psfdepth,
+    mag_to_nmgy,
+    moffat_nea_pix,
+    nmgy_to_mag,
+    sigma_pix_from_psfdepth,
+)
 from builder.validate import check_catalog, check_stamp
-from shards.configio import ConfigError, from_mapping
+from common.configio import ConfigError, from_mapping
 from shards.schema import BANDS, CATALOG_FIELDS, PIXEL_SCALE_ARCSEC
 
 CFG = SynthConfig()
@@ -209,7 +209,7 @@ def test_bad_arguments_raise() -> None:
 
 
 def test_parallel_render_writes_the_same_file(tmp_path) -> None:
-    from builder.sources.synthetic import write_synthetic_parquet
+    from builder.parents.synthetic import write_synthetic_parquet
 
     a = write_synthetic_parquet(tmp_path / "a.parquet", 30, 3, CFG, row_group_size=8)
     b = write_synthetic_parquet(tmp_path / "b.parquet", 30, 3, CFG, row_group_size=8, workers=2)

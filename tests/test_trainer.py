@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from shards.configio import merge, to_dict
+from common.configio import merge, to_dict
 from tests.datasets import make_tiny_dataset
 from train import trainer as trainer_mod
 from train.checkpoint import load_checkpoint

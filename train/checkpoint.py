@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from shards.atomic import atomic_open
+from common.atomic import atomic_open
 from train.early_stopping import EarlyStopping
 from train.ema import ema_module_state
 
@@ -104,7 +104,7 @@ def collect_state(
     history : list of dict
         One record per completed epoch.
     config : dict
-        Resolved configuration (:func:`shards.configio.to_dict` of the TrainConfig).
+        Resolved configuration (:func:`common.configio.to_dict` of the TrainConfig).
     rng : list of dict
         :func:`capture_rng` of every rank, indexed by rank.
     """

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from shards.configio import ConfigError, merge
+from common.configio import ConfigError, merge
 from shards.reader import ShardFormatError
 from train.checkpoint import CheckpointError
 from train.config import (

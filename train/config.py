@@ -3,7 +3,7 @@
 Resolution order (later wins): dataclass defaults, a preset (``train/presets/NAME.yaml``), a
 user YAML file, then command-line overrides given as dotted keys (``optim.lr=1e-3``). The
 resolved configuration is written to ``RUN_DIR/config.yaml`` and stored in every checkpoint.
-Every error is a :class:`shards.configio.ConfigError` naming the dotted key.
+Every error is a :class:`common.configio.ConfigError` naming the dotted key.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from shards.atomic import atomic_write_text
-from shards.configio import ConfigError, check, from_mapping, load_yaml, merge, to_dict
+from common.atomic import atomic_write_text
+from common.configio import ConfigError, check, from_mapping, load_yaml, merge, to_dict
 from train.data import DataConfig
 from train.early_stopping import EarlyStoppingConfig
 from train.ema import EmaConfig

@@ -31,7 +31,7 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader
 
-from shards.configio import check
+from common.configio import check
 from shards.manifest import Manifest, ManifestError
 from shards.reader import META_RAW, IndexedShard, ShardFormatError, decode_member
 from shards.schema import META_SUFFIX, SAFE_MODEL_METADATA, STAMP_SHAPE
@@ -76,7 +76,7 @@ class DataConfig:
     prefetch_factor: int = 2
 
     def validate(self, prefix: str = "") -> None:
-        """Raise :class:`shards.configio.ConfigError` naming the offending key."""
+        """Raise :class:`common.configio.ConfigError` naming the offending key."""
         p = f"{prefix}." if prefix else ""
         check(self.batch_size >= 1, f"{p}batch_size", f"must be >= 1 (got {self.batch_size})")
         check(self.num_workers >= 0, f"{p}num_workers", f"must be >= 0 (got {self.num_workers})")

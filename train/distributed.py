@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from shards.configio import ConfigError
+from common.configio import ConfigError
 
 T = TypeVar("T")
 

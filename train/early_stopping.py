@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shards.configio import check
+from common.configio import check
 
 #: Validation quantities that can be monitored, and the direction in which they improve. The
 #: ranking metrics are computed on logits (:func:`train.metrics.flat_summary`); ``loss`` is the
@@ -52,7 +52,7 @@ class EarlyStoppingConfig:
     min_delta: float = 0.0
 
     def validate(self, prefix: str = "early_stopping") -> None:
-        """Check values; raise :class:`~shards.configio.ConfigError` naming the key."""
+        """Check values; raise :class:`~common.configio.ConfigError` naming the key."""
         p = f"{prefix}." if prefix else ""
         check(
             self.monitor in MONITOR_MODES,

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from shards.configio import check
+from common.configio import check
 
 
 @dataclass
@@ -27,7 +27,7 @@ class EmaConfig:
     decay: float = 0.999
 
     def validate(self, prefix: str = "ema") -> None:
-        """Check values; raise :class:`~shards.configio.ConfigError` naming the key."""
+        """Check values; raise :class:`~common.configio.ConfigError` naming the key."""
         p = f"{prefix}." if prefix else ""
         check(0.0 < self.decay < 1.0, f"{p}decay", "must be in (0, 1)")
 

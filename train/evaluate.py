@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from shards.atomic import atomic_open, atomic_write_text
+from common.atomic import atomic_open, atomic_write_text
 from shards.manifest import Manifest
 from shards.reader import IndexedShard
 from train.checkpoint import eval_weights, load_checkpoint

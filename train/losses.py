@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import sigmoid_focal_loss
 
-from shards.configio import check
+from common.configio import check
 
 LOSS_KINDS = ("bce", "focal")
 
@@ -41,7 +41,7 @@ class LossConfig:
     label_smoothing: float = 0.0
 
     def validate(self, prefix: str = "loss") -> None:
-        """Check values; raise :class:`~shards.configio.ConfigError` naming the key."""
+        """Check values; raise :class:`~common.configio.ConfigError` naming the key."""
         p = f"{prefix}." if prefix else ""
         check(self.kind in LOSS_KINDS, f"{p}kind", f"must be one of {', '.join(LOSS_KINDS)}")
         check(self.focal_alpha <= 1.0, f"{p}focal_alpha", "must be <= 1 (negative disables)")

@@ -7,7 +7,7 @@ Three Gen-2 defects are made impossible here:
   does *not* help: timm then adds a stride-2 downsample to stage 0 and the total stride stays 32.
   :func:`adapt_convnext_stem` replaces the patchify conv by one with ``kernel = stride =
   stem_stride`` (default 2, giving a 4x4 last-stage map); every model is then probed with a
-  64x64 input and refused (:class:`~shards.configio.ConfigError`) if its last feature map is
+  64x64 input and refused (:class:`~common.configio.ConfigError`) if its last feature map is
   smaller than ``min_feature_map``. Non-ConvNeXt families are not adapted: they are accepted only
   if they already pass the probe.
 * **Final norm.** The backbone is created with ``num_classes=0``, which keeps timm's
@@ -33,7 +33,7 @@ import torch
 from timm.layers import trunc_normal_
 from torch import nn
 
-from shards.configio import ConfigError, check
+from common.configio import ConfigError, check
 from shards.schema import SAFE_MODEL_METADATA, STAMP_SHAPE, is_label_leaking
 
 log = logging.getLogger(__name__)

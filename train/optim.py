@@ -17,7 +17,7 @@ from timm.optim import param_groups_weight_decay
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
-from shards.configio import check
+from common.configio import check
 
 
 @dataclass
@@ -51,7 +51,7 @@ class OptimConfig:
     grad_clip_norm: float = 1.0
 
     def validate(self, prefix: str = "optim") -> None:
-        """Check values; raise :class:`~shards.configio.ConfigError` naming the key."""
+        """Check values; raise :class:`~common.configio.ConfigError` naming the key."""
         p = f"{prefix}." if prefix else ""
         check(math.isfinite(self.lr) and self.lr > 0, f"{p}lr", "must be a positive number")
         check(self.weight_decay >= 0, f"{p}weight_decay", "must be >= 0")

@@ -23,7 +23,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from shards.configio import check
+from common.configio import check
 
 MAD_TO_SIGMA = 1.4826
 MIN_SIGMA = 1e-6  # nanomaggies; floor for a flat annulus (a pure-noise DR10 sky is ~1e-3)
@@ -56,7 +56,7 @@ class PreprocessConfig:
     clip: float | None = None
 
     def validate(self, prefix: str = "") -> None:
-        """Raise :class:`shards.configio.ConfigError` naming the offending key."""
+        """Raise :class:`common.configio.ConfigError` naming the offending key."""
         p = f"{prefix}." if prefix else ""
         r = self.annulus_inner_pix
         check(

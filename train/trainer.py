@@ -37,7 +37,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from shards.configio import ConfigError, to_dict
+from common.configio import ConfigError, to_dict
 from shards.manifest import Manifest, ManifestError
 from train.checkpoint import (
     BEST_NAME,

@@ -1,7 +1,7 @@
 """Configuration of the arc injection: parameter distributions, rendering and acceptance cuts.
 
 Every field has a documented default; :meth:`InjectionConfig.validate` raises
-:class:`~shards.configio.ConfigError` naming the dotted key of the first bad value. See
+:class:`~common.configio.ConfigError` naming the dotted key of the first bad value. See
 ``docs/injection.md`` for the physics behind each default.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from builder.inject.noise import DEFAULT_GAIN_E_PER_NMGY
-from shards.configio import check, check_between, check_range
+from common.configio import check, check_between, check_range
 from shards.schema import BANDS
 
 #: SED templates understood by :func:`builder.photometry.band_fluxes_nmgy`.
@@ -112,7 +112,7 @@ class InjectionConfig:
     max_draws: int = 20
 
     def validate(self, prefix: str = "injection") -> None:
-        """Raise :class:`~shards.configio.ConfigError` naming the first invalid key.
+        """Raise :class:`~common.configio.ConfigError` naming the first invalid key.
 
         Parameters
         ----------

@@ -1,6 +1,6 @@
 """Configuration dataclasses of the parent-sample sources (Parquet, FITS, synthetic sky).
 
-Each dataclass is built with :func:`shards.configio.from_mapping` and checked by its
+Each dataclass is built with :func:`common.configio.from_mapping` and checked by its
 ``validate(prefix)`` method, whose errors name the dotted key (``parents.parquet.psf_beta``).
 """
 
@@ -10,7 +10,7 @@ import functools
 import math
 from dataclasses import dataclass, field
 
-from shards.configio import check, check_between, check_range
+from common.configio import check, check_between, check_range
 from shards.schema import BANDS, CATALOG_FIELDS, STAMP_SIZE_PIX
 
 MISSING_DEPTH_MODES: tuple[str, ...] = ("estimate", "reject")
@@ -88,7 +88,7 @@ class ParquetConfig:
         return self.column_map.get(name, name)
 
     def validate(self, prefix: str = "") -> None:
-        """Raise :class:`~shards.configio.ConfigError` naming the first invalid key."""
+        """Raise :class:`~common.configio.ConfigError` naming the first invalid key."""
         check(bool(self.id_column), _key(prefix, "id_column"), "must be a non-empty string")
         check(bool(self.stamp_column), _key(prefix, "stamp_column"), "must be a non-empty string")
         check(
@@ -161,7 +161,7 @@ class FitsConfig:
     files_per_chunk: int = 256
 
     def validate(self, prefix: str = "") -> None:
-        """Raise :class:`~shards.configio.ConfigError` naming the first invalid key."""
+        """Raise :class:`~common.configio.ConfigError` naming the first invalid key."""
         check(bool(self.pattern), _key(prefix, "pattern"), "must be a non-empty glob pattern")
         check(self.hdu >= 0, _key(prefix, "hdu"), f"must be >= 0 (got {self.hdu})")
         check(
@@ -192,7 +192,7 @@ class FitsConfig:
 
 @dataclass
 class SynthConfig:
-    """Knobs of the built-in synthetic DR10-like sky (:mod:`builder.sources.synthetic`).
+    """Knobs of the built-in synthetic DR10-like sky (:mod:`builder.parents.synthetic`).
 
     Ranges are ``[low, high]``; draws are uniform unless stated. Defaults follow DR10 DECaLS
     LRG hosts and observing conditions.
@@ -263,7 +263,7 @@ class SynthConfig:
     folding_threshold: float = 5.0e-3
 
     def validate(self, prefix: str = "") -> None:
-        """Raise :class:`~shards.configio.ConfigError` naming the first invalid key."""
+        """Raise :class:`~common.configio.ConfigError` naming the first invalid key."""
         k = functools.partial(_key, prefix)
         check_range(self.mag_r_range, k("mag_r_range"), 10.0, 30.0)
         check_range(self.redshift_range, k("redshift_range"), 0.0, 6.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.sources.base import ParentSource
+from builder.parents.base import ParentSource
 from builder.validate import Limits
 
 
@@ -25,11 +25,11 @@ def open_source(spec: SourceSpec) -> ParentSource:
     if not path.exists():
         raise FileNotFoundError(f"parent input not found: {path}")
     if spec.kind == "parquet":
-        from builder.sources.parquet import ParquetSource
+        from builder.parents.parquet import ParquetSource
 
         return ParquetSource(path, spec.config, spec.limits)
     if spec.kind == "fits":
-        from builder.sources.fits import FitsSource
+        from builder.parents.fits import FitsSource
 
         return FitsSource(path, spec.config, spec.limits)
     raise ValueError(f"unknown source kind {spec.kind!r}")

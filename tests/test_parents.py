@@ -13,18 +13,18 @@ import pyarrow.parquet as pq
 import pytest
 from astropy.io import fits
 
-from builder.photometry import moffat_nea_pix, psfdepth_from_sigma_pix
-from builder.sources.base import ParentRecord, Rejection
-from builder.sources.config import FitsConfig, ParquetConfig
-from builder.sources.fits import FitsSource
-from builder.sources.parquet import (
+from builder.parents.base import ParentRecord, Rejection
+from builder.parents.config import FitsConfig, ParquetConfig
+from builder.parents.fits import FitsSource
+from builder.parents.parquet import (
     ParquetSource,
     SourceError,
     encode_stamp_npz,
     radec_id,
     write_parents_parquet,
 )
-from shards.configio import ConfigError, from_mapping
+from builder.photometry import moffat_nea_pix, psfdepth_from_sigma_pix
+from common.configio import ConfigError, from_mapping
 from shards.schema import BANDS, CATALOG_FIELDS
 
 SIGMA = (0.004, 0.006, 0.015)  # per-band sky noise of the test stamps, nmgy

@@ -28,15 +28,15 @@ from pathlib import Path
 import galsim
 import numpy as np
 
+from builder.parents.base import ParentRecord
+from builder.parents.config import SynthConfig
+from builder.parents.parquet import write_parents_parquet
 from builder.photometry import (
     band_fluxes_nmgy,
     mag_to_nmgy,
     moffat_nea_pix,
     sigma_pix_from_psfdepth,
 )
-from builder.sources.base import ParentRecord
-from builder.sources.config import SynthConfig
-from builder.sources.parquet import write_parents_parquet
 from shards.schema import BANDS, CATALOG_FIELDS, PIXEL_SCALE_ARCSEC, STAMP_SIZE_PIX
 
 CENTER_PIX: tuple[float, float] = (31.5, 31.5)
@@ -361,8 +361,8 @@ def write_synthetic_parquet(
 ) -> Path:
     """Render ``n`` synthetic parents into a Parquet file in the seed layout.
 
-    Written through :func:`builder.sources.parquet.write_parents_parquet` (streaming, atomic);
-    read it back with :class:`builder.sources.parquet.ParquetSource`. With ``workers > 1`` row
+    Written through :func:`builder.parents.parquet.write_parents_parquet` (streaming, atomic);
+    read it back with :class:`builder.parents.parquet.ParquetSource`. With ``workers > 1`` row
     groups are rendered in a process pool and written in order: the file is byte-identical to a
     single-process render (parent ``i`` depends only on ``(seed, i)``), and at most a few row
     groups per worker are held in memory.

@@ -28,9 +28,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from builder.parents.base import CatalogRow, ParentRecord, Rejection, SourceInfo
+from builder.parents.config import ParquetConfig
 from builder.photometry import estimate_psfdepth
-from builder.sources.base import CatalogRow, ParentRecord, Rejection, SourceInfo
-from builder.sources.config import ParquetConfig
 from builder.validate import BadRecord, Limits, check_catalog, check_galaxy_id, check_stamp
 from shards.reader import parse_npy_header
 from shards.schema import BANDS, CATALOG_FIELDS, STAMP_SIZE_PIX

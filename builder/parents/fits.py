@@ -29,9 +29,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from astropy.io import fits
 
-from builder.sources.base import ParentRecord, Rejection, SourceInfo
-from builder.sources.config import FitsConfig
-from builder.sources.parquet import SourceError, fill_missing_depths
+from builder.parents.base import ParentRecord, Rejection, SourceInfo
+from builder.parents.config import FitsConfig
+from builder.parents.parquet import SourceError, fill_missing_depths
 from builder.validate import BadRecord, Limits, check_catalog, check_galaxy_id, check_stamp
 from shards.schema import BANDS, CATALOG_FIELDS, STAMP_SIZE_PIX
 

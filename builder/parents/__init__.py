@@ -1,0 +1,1 @@
+"""Parent-sample sources: each yields :class:`~builder.parents.base.ParentRecord` objects."""

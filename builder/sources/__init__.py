@@ -1,1 +1,0 @@
-"""Parent-sample sources: each yields :class:`~builder.sources.base.ParentRecord` objects."""

@@ -1,0 +1,1 @@
+"""Small helpers shared by builder/, shards/ and train/: config loading, atomic writes, checksums."""
