@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -23,16 +21,20 @@ from typing import Any
 from tqdm import tqdm
 
 from builder.config import BuildConfig
+from builder.errors import BuildError
+from builder.executors import SubmitExecutor, make_executor, submit_ordered
 from builder.faults import crash_point
 from builder.matching import matching_report
-from builder.parents.base import Rejection
+from builder.parents.base import ReaderContext, Rejection
 from builder.parents.open import SourceSpec, open_source
+from builder.parents.registry import get_parent_kind
 from builder.plan import Plan, ShardTask, plan_build
 from builder.scan import scan_source
 from builder.tasks import TASKS_DIR, TaskSummary, load_summary, run_task, summary_path
 from builder.validate import Limits
 from common.atomic import atomic_open, remove_stale_tmp
 from common.checksum import file_sha256
+from common.configio import to_dict
 from shards.manifest import MANIFEST_NAME, REJECTS_NAME, Manifest, ManifestError, ShardEntry
 from shards.schema import SPLITS
 
@@ -49,15 +51,16 @@ VERSIONED_PACKAGES = (
 )
 
 
-class BuildError(RuntimeError):
-    """A build that cannot proceed (config clash, too many rejections...); message is for users."""
-
-
 @dataclass
 class BuildOptions:
-    """Run-time options that do not change the output bytes."""
+    """Run-time options that do not change the output bytes.
+
+    ``executor`` names a factory of :data:`builder.executors.EXECUTORS` (made with ``workers``);
+    :func:`make_shards` also accepts a ready executor object instead.
+    """
 
     workers: int = 1
+    executor: str = "local"
     overwrite: bool = False
     progress: bool = True
 
@@ -77,50 +80,51 @@ def build_limits(cfg: BuildConfig) -> Limits:
     return Limits(tuple(cfg.rejects.psfsize_arcsec), tuple(cfg.rejects.psfdepth_invnmgy2))
 
 
-def synthetic_description(cfg: BuildConfig) -> dict[str, Any]:
-    """What identifies a synthetic-sky input (known before anything is rendered)."""
-    inp = cfg.input
+def generated_description(cfg: BuildConfig) -> dict[str, Any]:
+    """What identifies a generated input (e.g. the synthetic sky), known before rendering."""
+    kind = cfg.input.kind
     return {
-        "kind": "synthetic",
-        "n": inp.n_synthetic,
+        "kind": kind,
         "seed": cfg.seed,
-        "row_group_size": inp.synthetic_row_group_size,
-        "synth": cfg.to_dict()["input"]["synth"],
+        "moffat_beta": cfg.psf.moffat_beta,
+        kind: to_dict(cfg.input.section(kind)),
     }
 
 
 def prepare_source(cfg: BuildConfig, out_dir: Path) -> SourceSpec:
     """Resolve the configured input to a :class:`SourceSpec` (renders nothing)."""
-    inp = cfg.input
-    limits = build_limits(cfg)
-    if inp.kind == "synthetic":
-        path = out_dir / "parents" / "synthetic.parquet"
-        return SourceSpec("parquet", str(path), inp.parquet, limits)
-    if inp.kind == "parquet":
-        return SourceSpec("parquet", str(Path(inp.path)), inp.parquet, limits)
-    return SourceSpec("fits", str(Path(inp.path)), inp.fits, limits)
+    kind = get_parent_kind(cfg.input.kind)
+    context = ReaderContext(build_limits(cfg), cfg.psf.moffat_beta)
+    if kind.generated:
+        path = out_dir / "parents" / kind.file_name
+        return SourceSpec(kind.read_as, str(path), cfg.input.section(kind.read_as), context)
+    return SourceSpec(kind.name, str(Path(cfg.input.path)), cfg.input.section(kind.name), context)
 
 
-def ensure_synthetic_parents(cfg: BuildConfig, spec: SourceSpec, options: BuildOptions) -> None:
-    """Render the synthetic parent file unless the one on disk was made with this config."""
-    from builder.parents.synthetic import write_synthetic_parquet
-
+def ensure_generated_parents(
+    cfg: BuildConfig,
+    spec: SourceSpec,
+    executor: SubmitExecutor,
+    options: BuildOptions,
+) -> None:
+    """Render a generated input unless the file on disk was made with this config."""
+    kind = get_parent_kind(cfg.input.kind)
     path = Path(spec.path)
     stamp = path.with_suffix(".json")
-    want = json.dumps(synthetic_description(cfg), sort_keys=True)
+    want = json.dumps(generated_description(cfg), sort_keys=True)
     if path.is_file() and stamp.is_file() and stamp.read_text() == want:
         return
     if options.progress:
-        print(f"builder: rendering {cfg.input.n_synthetic} synthetic parent galaxies -> {path}")
+        print(f"builder: rendering the {kind.name} parent input -> {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     stamp.unlink(missing_ok=True)
-    write_synthetic_parquet(
+    kind.render_to(
+        cfg.input.section(kind.name),
         path,
-        cfg.input.n_synthetic,
-        cfg.seed,
-        cfg.input.synth,
-        row_group_size=cfg.input.synthetic_row_group_size,
-        workers=options.workers,
+        seed=cfg.seed,
+        moffat_beta=cfg.psf.moffat_beta,
+        executor=executor,
+        window=2 * options.workers,
     )
     with atomic_open(stamp, "w") as fh:
         fh.write(want)
@@ -199,10 +203,6 @@ def _entry(s: TaskSummary) -> ShardEntry:
     )
 
 
-def _run_task_args(args: tuple) -> TaskSummary:
-    return run_task(*args)
-
-
 def write_rejects(out_dir: Path, rejects: list[dict[str, str]]) -> None:
     """Write ``rejects.jsonl`` atomically (one JSON object per rejected parent)."""
     with atomic_open(out_dir / REJECTS_NAME, "w") as fh:
@@ -254,9 +254,24 @@ def _finalise(
 
 
 def make_shards(
-    cfg: BuildConfig, out_dir: str | Path, options: BuildOptions | None = None
+    cfg: BuildConfig,
+    out_dir: str | Path,
+    options: BuildOptions | None = None,
+    executor: SubmitExecutor | None = None,
 ) -> Manifest:
     """Build (or resume) the dataset in ``out_dir`` and return its manifest.
+
+    Parameters
+    ----------
+    cfg : BuildConfig
+        The validated build config.
+    out_dir : str or Path
+        Output directory.
+    options : BuildOptions, optional
+        Worker count, executor name, overwrite and progress.
+    executor : Executor-like, optional
+        Runs the render, scan and shard tasks (``submit`` + ``result``); by default one is made
+        from ``options.executor`` and shut down at the end. A given one is left running.
 
     Raises
     ------
@@ -268,59 +283,66 @@ def make_shards(
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(out_dir)
     spec = prepare_source(cfg, out_dir)
-    synthetic = cfg.input.kind == "synthetic"
-    src_desc = synthetic_description(cfg) if synthetic else source_description(spec)
+    generated = get_parent_kind(cfg.input.kind).generated
+    src_desc = generated_description(cfg) if generated else source_description(spec)
     fingerprint = cfg.fingerprint(src_desc)
     old = _check_existing(out_dir, fingerprint, options.overwrite)  # before touching any file
-    if synthetic:
-        ensure_synthetic_parents(cfg, spec, options)
-    limits = build_limits(cfg)
-
-    pool = ProcessPoolExecutor(options.workers) if options.workers > 1 else None
-    map_fn: Callable = pool.map if pool else map
+    own = executor is None
+    executor = make_executor(options.executor, options.workers) if own else executor
     try:
-        scan = scan_source(spec, limits, map_fn=map_fn, max_parents=cfg.max_parents)
-        plan = plan_build(scan, cfg)
-        early = [r.to_json() for r in (*scan.rejections, *plan.rejections)]
-        if message := _too_many_rejected(early, plan.n_parents, cfg):
-            write_rejects(out_dir, early)  # abort before building any shard
-            raise BuildError(message)
-
-        manifest = Manifest(
-            config=cfg.to_dict(),
-            config_sha256=fingerprint,
-            seed=cfg.seed,
-            versions=package_versions(),
-            source=src_desc,
-            controls=cfg.splits.controls,
-        )
-        summaries: dict[tuple[str, int], TaskSummary] = {}
-        todo: list[ShardTask] = []
-        for task in plan.tasks:
-            kept = _reusable(out_dir, task, old)
-            if kept is not None:
-                summaries[(task.split, task.index)] = kept
-            else:
-                todo.append(task)
-        manifest.shards = [_entry(s) for s in summaries.values()]
-        manifest.save(out_dir)
-        if options.progress and summaries:
-            print(
-                f"builder: resuming: {len(summaries)} finished shard(s) kept, {len(todo)} to build"
-            )
-        args = [(t, cfg, spec, out_dir) for t in todo]
-        results = pool.map(_run_task_args, args) if pool else map(_run_task_args, args)
-        bar = tqdm(
-            results, total=len(todo), desc="shards", unit="shard", disable=not options.progress
-        )
-        for summary in bar:
-            summaries[(summary.split, summary.index)] = summary
-            manifest.shards.append(_entry(summary))
-            manifest.save(out_dir)
-            crash_point("shards")
+        if generated:
+            ensure_generated_parents(cfg, spec, executor, options)
+        return _build(cfg, out_dir, options, executor, spec, src_desc, fingerprint, old)
     finally:
-        if pool:
-            pool.shutdown(cancel_futures=True)
+        if own:
+            executor.shutdown(cancel_futures=True)
+
+
+def _build(
+    cfg: BuildConfig,
+    out_dir: Path,
+    options: BuildOptions,
+    executor: SubmitExecutor,
+    spec: SourceSpec,
+    src_desc: dict[str, Any],
+    fingerprint: str,
+    old: Manifest | None,
+) -> Manifest:
+    """Scan, plan, run the shard tasks on ``executor``, finalise the manifest."""
+    scan = scan_source(spec, spec.context.limits, executor=executor, max_parents=cfg.max_parents)
+    plan = plan_build(scan, cfg)
+    early = [r.to_json() for r in (*scan.rejections, *plan.rejections)]
+    if message := _too_many_rejected(early, plan.n_parents, cfg):
+        write_rejects(out_dir, early)  # abort before building any shard
+        raise BuildError(message)
+
+    manifest = Manifest(
+        config=cfg.to_dict(),
+        config_sha256=fingerprint,
+        seed=cfg.seed,
+        versions=package_versions(),
+        source=src_desc,
+        controls=cfg.splits.controls,
+    )
+    summaries: dict[tuple[str, int], TaskSummary] = {}
+    todo: list[ShardTask] = []
+    for task in plan.tasks:
+        kept = _reusable(out_dir, task, old)
+        if kept is not None:
+            summaries[(task.split, task.index)] = kept
+        else:
+            todo.append(task)
+    manifest.shards = [_entry(s) for s in summaries.values()]
+    manifest.save(out_dir)
+    if options.progress and summaries:
+        print(f"builder: resuming: {len(summaries)} finished shard(s) kept, {len(todo)} to build")
+    results = submit_ordered(executor, run_task, ((t, cfg, spec, out_dir) for t in todo))
+    bar = tqdm(results, total=len(todo), desc="shards", unit="shard", disable=not options.progress)
+    for summary in bar:
+        summaries[(summary.split, summary.index)] = summary
+        manifest.shards.append(_entry(summary))
+        manifest.save(out_dir)
+        crash_point("shards")
 
     rejects = _finalise(manifest, plan, scan.rejections, list(summaries.values()), out_dir)
     if message := _too_many_rejected(rejects, plan.n_parents, cfg):

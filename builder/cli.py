@@ -13,22 +13,24 @@ from typing import Any
 
 import yaml
 
-from common.configio import ConfigError
+from builder.errors import BuilderError
+from builder.parents.registry import detect_kind, readable_kinds
+from common.configio import ConfigError, merge, parse_overrides
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Nested overrides from the shorthand flags, then the ``--set KEY=VALUE`` pairs."""
     o: dict[str, Any] = {}
     if getattr(args, "seed", None) is not None:
         o["seed"] = args.seed
     if getattr(args, "parents", None):
         p = Path(args.parents)
-        kind = args.parents_format or ("fits" if p.is_dir() else "parquet")
+        kind = args.parents_format or detect_kind(p)
         o.setdefault("input", {}).update({"kind": kind, "path": str(p)})
-    if getattr(args, "n", None) is not None:
-        if getattr(args, "parents", None):
-            o["max_parents"] = args.n
-        else:
-            o.setdefault("input", {})["n_synthetic"] = args.n
+    if getattr(args, "n", None) is not None and getattr(args, "parents", None):
+        o["max_parents"] = args.n
+    elif getattr(args, "n", None) is not None and args.command == "make-shards":
+        o.setdefault("input", {})["synthetic"] = {"n_parents": args.n}
     out: dict[str, Any] = {}
     if getattr(args, "samples_per_shard", None) is not None:
         out["samples_per_shard"] = args.samples_per_shard
@@ -42,15 +44,14 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         o.setdefault("splits", {})["controls"] = args.controls
     if getattr(args, "max_reject_fraction", None) is not None:
         o.setdefault("rejects", {})["max_reject_fraction"] = args.max_reject_fraction
-    return o
+    return merge(o, parse_overrides(getattr(args, "set", None) or []))
 
 
 def cmd_make_shards(args: argparse.Namespace) -> int:
     from builder.build import BuildOptions, make_shards
     from builder.config import load_build_config
 
-    if args.workers < 1:
-        raise ConfigError("workers", f"must be >= 1 (got {args.workers})")
+    _check_workers(args)
     cfg = load_build_config(args.config, _overrides(args))
     if cfg.splits.controls == "paired":
         print(
@@ -61,7 +62,12 @@ def cmd_make_shards(args: argparse.Namespace) -> int:
     manifest = make_shards(
         cfg,
         args.out,
-        BuildOptions(workers=args.workers, overwrite=args.overwrite, progress=not args.quiet),
+        BuildOptions(
+            workers=args.workers,
+            executor=args.executor,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+        ),
     )
     print(
         f"builder: wrote {sum(s.n_samples for s in manifest.shards)} samples in "
@@ -79,19 +85,25 @@ def cmd_make_shards(args: argparse.Namespace) -> int:
 
 def cmd_synth_parents(args: argparse.Namespace) -> int:
     from builder.config import load_build_config
+    from builder.executors import make_executor
     from builder.parents.synthetic import write_synthetic_parquet
 
-    cfg = load_build_config(args.config, {"seed": args.seed} if args.seed is not None else None)
+    _check_workers(args)
+    cfg = load_build_config(args.config, _overrides(args))
     if args.n < 1:
         raise ConfigError("n", f"must be >= 1 (got {args.n})")
-    path = write_synthetic_parquet(
-        Path(args.out),
-        args.n,
-        cfg.seed,
-        cfg.input.synth,
-        row_group_size=cfg.input.synthetic_row_group_size,
-        workers=args.workers,
-    )
+    synth = cfg.input.section("synthetic")
+    with make_executor(args.executor, args.workers) as executor:
+        path = write_synthetic_parquet(
+            Path(args.out),
+            args.n,
+            cfg.seed,
+            synth,
+            row_group_size=synth.row_group_size,
+            executor=executor,
+            moffat_beta=cfg.psf.moffat_beta,
+            window=2 * args.workers,
+        )
     print(f"builder: wrote {args.n} synthetic parent galaxies to {path}")
     return 0
 
@@ -117,9 +129,37 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_dump_config(args: argparse.Namespace) -> int:
     from builder.config import load_build_config
 
-    cfg = load_build_config(args.config)
+    cfg = load_build_config(args.config, parse_overrides(args.set))
     print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
     return 0
+
+
+def _check_workers(args: argparse.Namespace) -> None:
+    if args.workers < 1:
+        raise ConfigError("workers", f"must be >= 1 (got {args.workers})")
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    """Flags shared by the commands that run the builder's parallel stages."""
+    from builder.executors import EXECUTORS
+
+    p.add_argument(
+        "--workers", type=int, default=1, help="parallel processes (output is identical)"
+    )
+    p.add_argument(
+        "--executor",
+        choices=sorted(EXECUTORS),
+        default="local",
+        help="where the parallel stages run (builder/executors.py; output is identical)",
+    )
+    p.add_argument("--config", help="YAML build config (see `builder dump-config`)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any build-config key, e.g. --set psf.moffat_beta=3.0 (repeatable)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,15 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument(
         "--parents", help="parent Parquet file (seed layout) or directory of FITS cutouts"
     )
-    m.add_argument("--parents-format", choices=["parquet", "fits"], help="override input detection")
+    m.add_argument(
+        "--parents-format", choices=readable_kinds(), help="override input format detection"
+    )
     m.add_argument("--out", default="out/shards", help="output directory (default: out/shards)")
     m.add_argument("--n", type=int, help="synthetic: galaxies to render; input: max parents to use")
     m.add_argument("--seed", type=int)
     m.add_argument("--samples-per-shard", type=int)
-    m.add_argument(
-        "--workers", type=int, default=1, help="parallel processes (output is identical)"
-    )
-    m.add_argument("--config", help="YAML build config (see `builder dump-config`)")
+    _add_run_flags(m)
     m.add_argument("--with-arcs", action="store_true", help="also store KEY.arc.npy arc models")
     m.add_argument("--dtype", choices=["float32", "float16"], help="image storage dtype")
     m.add_argument(
@@ -157,8 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int, required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--seed", type=int)
-    s.add_argument("--workers", type=int, default=1, help="parallel processes (same bytes)")
-    s.add_argument("--config")
+    _add_run_flags(s)
     s.set_defaults(func=cmd_synth_parents)
 
     i = sub.add_parser("inspect", help="print members and metadata of a shard; optional PNG grid")
@@ -175,15 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("dump-config", help="print the full resolved build config as YAML")
     d.add_argument("--config")
+    d.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     d.set_defaults(func=cmd_dump_config)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from builder.build import BuildError
-    from builder.inspect import SampleNotFound
-    from builder.parents.parquet import SourceError
     from shards.manifest import ManifestError
     from shards.reader import ShardFormatError
 
@@ -191,10 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except ConfigError as exc:
         print(f"builder: config error: {exc}", file=sys.stderr)
-    except (BuildError, ManifestError, SourceError, ShardFormatError, FileNotFoundError) as exc:
+    except (BuilderError, ManifestError, ShardFormatError, FileNotFoundError) as exc:
         print(f"builder: error: {exc}", file=sys.stderr)
-    except SampleNotFound as exc:  # inspect --key that is not in the shard
-        print(f"builder: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
     return 2
 
 

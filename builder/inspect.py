@@ -8,11 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
+from builder.errors import BuilderError
 from shards.reader import iter_tar_samples
 
 
-class SampleNotFound(KeyError):
+class SampleNotFound(BuilderError, KeyError):
     """``--key`` names no sample of the shard."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
 
 
 def describe_shard(path: str | Path, key: str | None = None, limit: int = 5) -> str:

@@ -2,7 +2,7 @@
 
 The scan learns each galaxy's id, location and catalog values (a few dozen bytes per galaxy) and
 records every bad row as a rejection, so that planning can assign splits, roles and shards before
-any injection runs. Chunks are scanned in parallel; results are concatenated in chunk order, so
+any injection runs. Chunks are scanned in parallel (one executor call per chunk); results are concatenated in chunk order, so
 the outcome does not depend on the worker count.
 
 When the source can list ids and catalog values without its stamps (a Parquet file that has every
@@ -14,9 +14,9 @@ or depths estimated from the stamps) the scan decodes and validates every stamp 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from builder.executors import SerialExecutor, SubmitExecutor, submit_ordered
 from builder.parents.base import CatalogRow, ParentRecord, Rejection
 from builder.parents.open import SourceSpec, open_source
 from builder.validate import BadRecord, Limits, check_catalog
@@ -81,24 +81,23 @@ def scan_chunk(spec: SourceSpec, chunk: int, limits: Limits) -> ScanResult:
 def scan_source(
     spec: SourceSpec,
     limits: Limits,
-    map_fn: Callable = map,
+    executor: SubmitExecutor | None = None,
     max_parents: int | None = None,
 ) -> ScanResult:
-    """Scan all chunks (with ``map_fn``, e.g. an executor's ordered map) in chunk order.
+    """Scan all chunks, one ``executor`` call per chunk, and join them in chunk order.
 
+    ``executor`` is anything with ``submit`` (:mod:`builder.executors`); default in-process.
     ``max_parents`` keeps only the first N accepted rows in source order (rejections among the
     rows scanned so far are kept).
     """
+    executor = executor if executor is not None else SerialExecutor()
     n_chunks = open_source(spec).n_chunks()
     total = ScanResult()
     # With a limit, chunks are handed out a few at a time so that no chunk past it is scanned.
-    window = n_chunks if max_parents is None else SCAN_WINDOW_CHUNKS
-    for lo in range(0, n_chunks, max(window, 1)):
-        chunks = range(lo, min(lo + window, n_chunks))
-        for part in map_fn(scan_chunk, [spec] * len(chunks), chunks, [limits] * len(chunks)):
-            total.extend(part)
-            if max_parents is not None and len(total) >= max_parents:
-                break
+    window = None if max_parents is None else SCAN_WINDOW_CHUNKS
+    calls = ((spec, chunk, limits) for chunk in range(n_chunks))
+    for part in submit_ordered(executor, scan_chunk, calls, window=window):
+        total.extend(part)
         if max_parents is not None and len(total) >= max_parents:
             break
     if max_parents is not None and len(total) > max_parents:

@@ -114,7 +114,14 @@ def run_task(
             if s.role == "host":
                 seed = galaxy_seed(s.galaxy_id, cfg.seed)
                 rng = np.random.default_rng(seed)
-                res = inject_arc(rec.stamp_nmgy, cat, rng, cfg.injection, psf_images=rec.psf_images)
+                res = inject_arc(
+                    rec.stamp_nmgy,
+                    cat,
+                    rng,
+                    cfg.injection,
+                    psf_images=rec.psf_images,
+                    moffat_beta=cfg.psf.moffat_beta,
+                )
                 summary.draws += res.n_draws
                 failed.update(res.rejections)
                 if not res.accepted:

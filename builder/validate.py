@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from builder.errors import BuilderError
 from shards.schema import BANDS, CATALOG_FIELDS, STAMP_SHAPE
 
 REASONS: tuple[str, ...] = (
@@ -49,7 +50,7 @@ class Limits:
     psfdepth_invnmgy2: tuple[float, float] = (1.0, 1.0e6)
 
 
-class BadRecord(Exception):
+class BadRecord(BuilderError):
     """Raised by the checks below; ``reason`` is one of :data:`REASONS`."""
 
     def __init__(self, reason: str, detail: str = ""):

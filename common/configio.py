@@ -97,22 +97,48 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     return value
 
 
+SECTIONS_FIELD = "sections"
+"""Name of the dict field that holds a class's registered sections (see :func:`from_mapping`)."""
+
+
+def _sections(cls: type) -> dict[str, type]:
+    """``cls.config_sections()`` (name -> dataclass), or {} for a plain config class."""
+    hook = getattr(cls, "config_sections", None)
+    return dict(hook()) if callable(hook) else {}
+
+
 def from_mapping(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
     """Build dataclass ``cls`` from ``data``; unknown keys and wrong types raise ConfigError.
 
-    Nested dataclass fields are built recursively; missing keys take the dataclass default.
-    After construction ``validate()`` is called if the class defines it.
+    The one rule of every config level: nested dataclass fields are built recursively, missing
+    keys take the dataclass default, unknown keys are refused, and ``validate(prefix)`` is called
+    once, right after construction, if the class defines it; errors name the dotted key.
+
+    A class whose set of sub-sections comes from a registry (e.g. one section per parent-input
+    kind) defines a ``config_sections()`` classmethod returning ``{name: dataclass}`` and a
+    ``sections`` dict field: each name is then a valid key, built like a nested field (absent
+    ones from their defaults) and stored in ``obj.sections[name]``; :func:`to_dict` writes them
+    back as ordinary keys.
     """
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    sections = _sections(cls)
+    names = {f.name for f in dataclasses.fields(cls)} - ({SECTIONS_FIELD} if sections else set())
+    unknown = sorted(set(data) - names - set(sections))
     if unknown:
         where = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
-        raise ConfigError(where, f"unknown key (valid keys: {', '.join(sorted(names))})")
-    kwargs = {}
+        valid = ", ".join(sorted(names | set(sections)))
+        raise ConfigError(where, f"unknown key (valid keys: {valid})")
+    kwargs: dict[str, Any] = {}
     for name, value in data.items():
+        if name in sections:
+            continue
         key = f"{prefix}.{name}" if prefix else name
         kwargs[name] = _coerce(value, hints[name], key)
+    if sections:
+        kwargs[SECTIONS_FIELD] = {
+            name: _coerce(data.get(name, {}), tp, f"{prefix}.{name}" if prefix else name)
+            for name, tp in sections.items()
+        }
     obj = cls(**kwargs)
     validate = getattr(obj, "validate", None)
     if callable(validate):
@@ -123,7 +149,15 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
 def to_dict(obj: Any) -> Any:
     """Dataclass -> plain JSON/YAML-serialisable dict (tuples become lists)."""
     if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        sections = _sections(type(obj))
+        out = {
+            f.name: to_dict(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if not (sections and f.name == SECTIONS_FIELD)
+        }
+        if sections:
+            out.update({k: to_dict(v) for k, v in getattr(obj, SECTIONS_FIELD).items()})
+        return out
     if isinstance(obj, list | tuple):
         return [to_dict(v) for v in obj]
     if isinstance(obj, dict):
@@ -143,6 +177,31 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError("", f"config file {p} must hold a mapping at top level")
     return data
+
+
+def dotted(key: str, value: Any) -> dict[str, Any]:
+    """``dotted("a.b", 1)`` -> ``{"a": {"b": 1}}``."""
+    node: Any = value
+    for part in reversed(key.split(".")):
+        node = {part: node}
+    return node
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["optim.lr=1e-3", "model.meta_fields=[psfsize_r]"]`` -> nested mapping (YAML values).
+
+    The parser of every ``--set KEY=VALUE`` flag (``train run``, ``builder make-shards`` ...).
+    """
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        check(bool(sep) and bool(key), pair, "override must look like KEY=VALUE")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(key, f"cannot parse value {text!r} ({exc})") from None
+        out = merge(out, dotted(key, value))
+    return out
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,11 +7,31 @@ each shard task reads back only the rows it needs with :meth:`ParentSource.read`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+
+from builder.errors import SourceError
+from builder.photometry import estimate_psfdepth
+from builder.psfmodel import DEFAULT_MOFFAT_BETA
+from builder.validate import BadRecord, Limits
+from shards.schema import BANDS
+
+__all__ = [
+    "CatalogRow",
+    "CatalogScannable",
+    "ParentRecord",
+    "ParentSource",
+    "ReaderContext",
+    "Rejection",
+    "SourceError",
+    "SourceInfo",
+    "as_float",
+    "fill_missing_depths",
+]
 
 
 @dataclass
@@ -115,3 +135,64 @@ class CatalogScannable(Protocol):
     catalog_scan: bool
 
     def read_catalog(self, chunk: int) -> Iterator[CatalogRow | Rejection]: ...
+
+
+@dataclass(frozen=True)
+class ReaderContext:
+    """Build-wide settings every parent reader receives besides its own config section.
+
+    Attributes
+    ----------
+    limits : Limits
+        Plausibility limits of the catalog values (``rejects.*`` of the build config).
+    moffat_beta : float
+        Moffat index of the model PSF (``psf.moffat_beta``), used to estimate missing depths.
+    """
+
+    limits: Limits = Limits()
+    moffat_beta: float = DEFAULT_MOFFAT_BETA
+
+
+# --------------------------------------------------------------------------- catalog helpers
+
+
+def as_float(value: object) -> float | None:
+    """Python scalar -> float, None for null; a non-number stays for check_catalog to refuse."""
+    if value is None:
+        return None
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return value  # type: ignore[return-value]
+
+
+def fill_missing_depths(
+    catalog: dict[str, object],
+    stamp: np.ndarray,
+    *,
+    moffat_beta: float,
+    annulus_inner_pix: float,
+    mode: str,
+) -> None:
+    """Estimate absent, null or NaN ``psfdepth_<b>`` values in place from the stamp's noise.
+
+    With ``mode == "reject"`` nothing is filled (:func:`check_catalog` then rejects the record
+    with ``missing_catalog``). The estimate needs ``psfsize_<b>``; without it the value is left
+    missing. An annulus without noise raises ``BadRecord("bad_psfdepth")``.
+    """
+    if mode != "estimate":
+        return
+    for i, b in enumerate(BANDS):
+        name = f"psfdepth_{b}"
+        value = catalog.get(name)
+        if value is not None and not (isinstance(value, float) and math.isnan(value)):
+            continue
+        size = catalog.get(f"psfsize_{b}")
+        if not isinstance(size, float) or not math.isfinite(size) or size <= 0:
+            continue
+        depth = estimate_psfdepth(stamp[i], size, moffat_beta, annulus_inner_pix)
+        if not math.isfinite(depth):
+            raise BadRecord(
+                "bad_psfdepth", f"cannot estimate {name}: no noise in the outer annulus"
+            )
+        catalog[name] = depth

@@ -1,7 +1,7 @@
 """Configuration dataclasses of the parent-sample sources (Parquet, FITS, synthetic sky).
 
 Each dataclass is built with :func:`common.configio.from_mapping` and checked by its
-``validate(prefix)`` method, whose errors name the dotted key (``parents.parquet.psf_beta``).
+``validate(prefix)`` method, whose errors name the dotted key (``input.parquet.missing_depth``).
 """
 
 from __future__ import annotations
@@ -35,11 +35,6 @@ def _check_depth_options(obj, prefix: str) -> None:
         f"must be one of {list(MISSING_DEPTH_MODES)} (got {obj.missing_depth!r})",
     )
     check(
-        math.isfinite(obj.psf_beta) and obj.psf_beta > 1.1,
-        _key(prefix, "psf_beta"),
-        f"Moffat beta must be > 1.1 (got {obj.psf_beta})",
-    )
-    check(
         0 < obj.annulus_inner_pix <= _MAX_ANNULUS_PIX,
         _key(prefix, "annulus_inner_pix"),
         f"must be in (0, {_MAX_ANNULUS_PIX}] (got {obj.annulus_inner_pix})",
@@ -63,12 +58,11 @@ class ParquetConfig:
     column_map : dict
         Our catalog field name (``shards.schema.CATALOG_FIELDS``) -> column name in the file,
         for fields whose column is named differently; unmapped fields use their own name.
-    psf_beta : float
-        Moffat beta of the PSF assumed when estimating a missing depth from the stamp noise.
     missing_depth : str
         ``"estimate"`` (default): a missing ``psfdepth_<b>`` column, or a null or NaN value, is
         estimated from the stamp (1.4826 * MAD of the pixels beyond ``annulus_inner_pix`` from
-        the centre, and the NEA of a Moffat with FWHM ``psfsize_<b>``); the estimate is biased
+        the centre, and the NEA of a Moffat with FWHM ``psfsize_<b>`` and index
+        ``psf.moffat_beta``); the estimate is biased
         low by a few per cent on average when a large host's wings or neighbours reach the
         annulus. ``"reject"``: such rows are rejected with ``missing_catalog``.
     annulus_inner_pix : float
@@ -79,7 +73,6 @@ class ParquetConfig:
     stamp_column: str = "stamp_npz"
     band_keys: tuple[str, ...] = ("image_g", "image_r", "image_z")
     column_map: dict[str, str] = field(default_factory=dict)
-    psf_beta: float = 3.5
     missing_depth: str = "estimate"
     annulus_inner_pix: float = 24.0
 
@@ -135,8 +128,6 @@ class FitsConfig:
     psfsize_arcsec : tuple of float
         Default g, r, z PSF FWHM (arcsec) when the side table does not give one: 1.3, 1.2, 1.1,
         roughly the DR10 DECaLS medians (seeing improves towards the red).
-    psf_beta : float
-        Moffat beta assumed when estimating a depth from the stamp noise.
     missing_depth : str
         ``"estimate"`` (default) or ``"reject"``, as for :class:`ParquetConfig`.
     annulus_inner_pix : float
@@ -155,7 +146,6 @@ class FitsConfig:
     hdu: int = 0
     side_table: str | None = None
     psfsize_arcsec: tuple[float, ...] = (1.3, 1.2, 1.1)
-    psf_beta: float = 3.5
     missing_depth: str = "estimate"
     annulus_inner_pix: float = 24.0
     files_per_chunk: int = 256
@@ -199,6 +189,8 @@ class SynthConfig:
 
     Attributes
     ----------
+    n_parents : number of synthetic parent galaxies to render; 4000.
+    row_group_size : rows per Parquet row group of the rendered parent file; 500.
     mag_r_range : host total DECam r magnitude (AB), uniform; 18-21.
     redshift_range : host redshift, uniform; 0.3-0.8 (colours from the CWW E template).
     hlr_arcsec_range : host half-light radius (arcsec), log-uniform; 0.6-2.5.
@@ -208,7 +200,8 @@ class SynthConfig:
     axis_ratio_range : host minor/major axis ratio; 0.5-1.
     center_jitter_pix : host centre is (31.5, 31.5) (0-based x, y; the stamp centre, where the
         injected lens is centred) plus a uniform offset within +-this, pixels; 0.1 (0.03").
-    psf_beta : Moffat beta of every band's PSF; 3.5.
+    (The PSF of every band is a Moffat with index ``psf.moffat_beta``, shared with the readers
+    and the injection: :mod:`builder.psfmodel`.)
     psfsize_r_range : r-band PSF FWHM (arcsec); 1.1-1.6.
     psfsize_ratio_g, psfsize_ratio_z : mean g/r and z/r FWHM ratios; 1.06 and 0.93 (Kolmogorov
         seeing, FWHM proportional to wavelength^-0.2 at 480/640/920 nm).
@@ -232,6 +225,8 @@ class SynthConfig:
     folding_threshold : GalSim FFT folding threshold (speed/accuracy); 5e-3 (GalSim default).
     """
 
+    n_parents: int = 4000
+    row_group_size: int = 500
     mag_r_range: tuple[float, ...] = (18.0, 21.0)
     redshift_range: tuple[float, ...] = (0.3, 0.8)
     hlr_arcsec_range: tuple[float, ...] = (0.6, 2.5)
@@ -239,7 +234,6 @@ class SynthConfig:
     sersic_trunc_hlr: float = 8.0
     axis_ratio_range: tuple[float, ...] = (0.5, 1.0)
     center_jitter_pix: float = 0.1
-    psf_beta: float = 3.5
     psfsize_r_range: tuple[float, ...] = (1.1, 1.6)
     psfsize_ratio_g: float = 1.06
     psfsize_ratio_z: float = 0.93
@@ -265,6 +259,10 @@ class SynthConfig:
     def validate(self, prefix: str = "") -> None:
         """Raise :class:`~common.configio.ConfigError` naming the first invalid key."""
         k = functools.partial(_key, prefix)
+        check(self.n_parents > 0, k("n_parents"), f"must be > 0 (got {self.n_parents})")
+        check(
+            self.row_group_size > 0, k("row_group_size"), f"must be > 0 (got {self.row_group_size})"
+        )
         check_range(self.mag_r_range, k("mag_r_range"), 10.0, 30.0)
         check_range(self.redshift_range, k("redshift_range"), 0.0, 6.0)
         check_range(self.hlr_arcsec_range, k("hlr_arcsec_range"), 0.05, 10.0)
@@ -276,9 +274,6 @@ class SynthConfig:
         )
         check_range(self.axis_ratio_range, k("axis_ratio_range"), 0.05, 1.0)
         check_between(self.center_jitter_pix, k("center_jitter_pix"), 0, 4)
-        check(
-            self.psf_beta > 1.1, k("psf_beta"), f"Moffat beta must be > 1.1 (got {self.psf_beta})"
-        )
         check_range(self.psfsize_r_range, k("psfsize_r_range"), 0.5, 4.0)
         for name in ("psfsize_ratio_g", "psfsize_ratio_z", "gain_e_per_nmgy", "folding_threshold"):
             _check_positive(getattr(self, name), k(name))

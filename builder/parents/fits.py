@@ -29,10 +29,16 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from astropy.io import fits
 
-from builder.parents.base import ParentRecord, Rejection, SourceInfo
+from builder.parents.base import (
+    ParentRecord,
+    ReaderContext,
+    Rejection,
+    SourceError,
+    SourceInfo,
+    fill_missing_depths,
+)
 from builder.parents.config import FitsConfig
-from builder.parents.parquet import SourceError, fill_missing_depths
-from builder.validate import BadRecord, Limits, check_catalog, check_galaxy_id, check_stamp
+from builder.validate import BadRecord, check_catalog, check_galaxy_id, check_stamp
 from shards.schema import BANDS, CATALOG_FIELDS, STAMP_SIZE_PIX
 
 _FITS_ERRORS = (OSError, ValueError, TypeError, IndexError, KeyError, EOFError)
@@ -186,8 +192,8 @@ class FitsSource:
         Folder holding the cutouts.
     cfg : FitsConfig
         File pattern, side table, defaults and chunk size.
-    limits : Limits, optional
-        Plausibility limits for catalog values (default :class:`builder.validate.Limits`).
+    context : ReaderContext, optional
+        Catalog limits and the model PSF's Moffat beta (defaults: :class:`ReaderContext`).
 
     Raises
     ------
@@ -197,12 +203,15 @@ class FitsSource:
     """
 
     def __init__(
-        self, directory: str | Path, cfg: FitsConfig | None = None, limits: Limits | None = None
+        self,
+        directory: str | Path,
+        cfg: FitsConfig | None = None,
+        context: ReaderContext | None = None,
     ):
         self.directory = Path(directory)
-        self.cfg = cfg if cfg is not None else FitsConfig()
-        self.cfg.validate("fits")
-        self.limits = limits if limits is not None else Limits()
+        self.cfg = cfg if cfg is not None else FitsConfig()  # validated once, at config load
+        self.context = context if context is not None else ReaderContext()
+        self.limits = self.context.limits
         if not self.directory.is_dir():
             raise SourceError(f"FITS directory not found: {self.directory}")
         self._files = sorted(p for p in self.directory.glob(self.cfg.pattern) if p.is_file())
@@ -266,7 +275,7 @@ class FitsSource:
         fill_missing_depths(
             catalog,
             stamp,
-            psf_beta=self.cfg.psf_beta,
+            moffat_beta=self.context.moffat_beta,
             annulus_inner_pix=self.cfg.annulus_inner_pix,
             mode=self.cfg.missing_depth,
         )

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.parents.base import ParentSource
-from builder.validate import Limits
+from builder.parents.base import ParentSource, ReaderContext
+from builder.parents.registry import get_parent_kind
 
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """Picklable description of a source: enough to reopen it in a worker process."""
+    """Picklable description of a source: enough to reopen it in a worker process.
 
-    kind: str  # "parquet" or "fits" (the synthetic sky is read back as parquet)
+    ``kind`` names a reader in :data:`builder.parents.registry.PARENT_KINDS`; ``config`` is its
+    ``input.<kind>`` section; ``context`` carries the build-wide limits and PSF beta.
+    """
+
+    kind: str
     path: str
-    config: object  # ParquetConfig or FitsConfig
-    limits: Limits = Limits()
+    config: object
+    context: ReaderContext = field(default_factory=ReaderContext)
 
 
 def open_source(spec: SourceSpec) -> ParentSource:
@@ -24,12 +28,4 @@ def open_source(spec: SourceSpec) -> ParentSource:
     path = Path(spec.path)
     if not path.exists():
         raise FileNotFoundError(f"parent input not found: {path}")
-    if spec.kind == "parquet":
-        from builder.parents.parquet import ParquetSource
-
-        return ParquetSource(path, spec.config, spec.limits)
-    if spec.kind == "fits":
-        from builder.parents.fits import FitsSource
-
-        return FitsSource(path, spec.config, spec.limits)
-    raise ValueError(f"unknown source kind {spec.kind!r}")
+    return get_parent_kind(spec.kind).open(path, spec.config, spec.context)

@@ -8,7 +8,7 @@ Every parent is a 64 x 64 g, r, z stamp (0.262"/pixel, nanomaggies):
   the Legacy Survey cutout service puts the requested position of an even-sized cutout, and
   where the injected lens is centred) within a small jitter (catalog astrometry);
 * neighbours (Poisson) and stars (Poisson) away from the centre;
-* per-band Moffat PSF with FWHM = ``psfsize_<b>`` (g a bit broader, z a bit sharper, correlated);
+* per-band Moffat PSF (index ``psf.moffat_beta``) with FWHM = ``psfsize_<b>`` (g a bit broader, z a bit sharper, correlated);
 * Gaussian sky noise with ``sigma_pix = sigma_pix_from_psfdepth(psfdepth_<b>, NEA)``, so the
   point-source inverse variance of the stamp really is ``psfdepth_<b>``, plus the sources'
   Poisson noise at ``gain_e_per_nmgy``.
@@ -20,7 +20,6 @@ parallelisable); its id is ``synth-{s}-{i:08d}``.
 from __future__ import annotations
 
 import math
-import multiprocessing
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,15 +27,17 @@ from pathlib import Path
 import galsim
 import numpy as np
 
+from builder.executors import SubmitExecutor, submit_ordered
 from builder.parents.base import ParentRecord
 from builder.parents.config import SynthConfig
-from builder.parents.parquet import write_parents_parquet
+from builder.parents.parquet_writer import write_parents_parquet
 from builder.photometry import (
     band_fluxes_nmgy,
     mag_to_nmgy,
     moffat_nea_pix,
     sigma_pix_from_psfdepth,
 )
+from builder.psfmodel import DEFAULT_MOFFAT_BETA
 from shards.schema import BANDS, CATALOG_FIELDS, PIXEL_SCALE_ARCSEC, STAMP_SIZE_PIX
 
 CENTER_PIX: tuple[float, float] = (31.5, 31.5)
@@ -256,6 +257,7 @@ def render_stamp(
     *,
     noise_rng: np.random.Generator | None = None,
     kinds: Sequence[str] = COMPONENT_KINDS,
+    moffat_beta: float = DEFAULT_MOFFAT_BETA,
 ) -> np.ndarray:
     """Render a synthetic stamp.
 
@@ -264,13 +266,15 @@ def render_stamp(
     params : SynthParams
         What to draw (:func:`draw_params`).
     cfg : SynthConfig
-        Provides the PSF beta, truncation, gain and GalSim accuracy.
+        Provides the truncation, gain and GalSim accuracy.
     noise_rng : numpy Generator, optional
         If given, add Gaussian sky noise of ``sigma_pix_from_psfdepth(psfdepth_b,
         moffat_nea_pix(psfsize_b))`` per band plus the sources' Poisson noise
         (variance = model / gain); if None the stamp is noiseless.
     kinds : sequence of str
         Which components to draw (subset of :data:`COMPONENT_KINDS`).
+    moffat_beta : float
+        Moffat index of every band's PSF (``psf.moffat_beta``).
 
     Returns
     -------
@@ -287,21 +291,23 @@ def render_stamp(
     for b in range(len(BANDS)):
         if not comps:
             break
-        psf = galsim.Moffat(beta=cfg.psf_beta, fwhm=params.psfsize_arcsec[b], gsparams=gsparams)
+        psf = galsim.Moffat(beta=moffat_beta, fwhm=params.psfsize_arcsec[b], gsparams=gsparams)
         scene = galsim.Add([s * c.flux_nmgy[b] for s, c in zip(shapes, comps, strict=True)])
         image = galsim.ImageD(STAMP_SIZE_PIX, STAMP_SIZE_PIX, scale=PIXEL_SCALE_ARCSEC)
         galsim.Convolve(scene, psf).drawImage(image=image, offset=_DRAW_OFFSET)
         model[b] = image.array
     if noise_rng is not None:
         for b in range(len(BANDS)):
-            nea = moffat_nea_pix(params.psfsize_arcsec[b], cfg.psf_beta)
+            nea = moffat_nea_pix(params.psfsize_arcsec[b], moffat_beta)
             sigma = float(sigma_pix_from_psfdepth(params.psfdepth[b], nea))
             var = sigma * sigma + np.clip(model[b], 0.0, None) / cfg.gain_e_per_nmgy
             model[b] += noise_rng.standard_normal(model[b].shape) * np.sqrt(var)
     return model.astype(np.float32)
 
 
-def make_parent(seed: int, index: int, cfg: SynthConfig) -> ParentRecord:
+def make_parent(
+    seed: int, index: int, cfg: SynthConfig, moffat_beta: float = DEFAULT_MOFFAT_BETA
+) -> ParentRecord:
     """Synthetic parent ``index`` of ``seed``: drawn parameters, rendered with noise.
 
     Returns
@@ -311,7 +317,9 @@ def make_parent(seed: int, index: int, cfg: SynthConfig) -> ParentRecord:
     """
     params = draw_params(seed, index, cfg)
     _, noise_ss = _seed_sequences(seed, index)
-    stamp = render_stamp(params, cfg, noise_rng=np.random.default_rng(noise_ss))
+    stamp = render_stamp(
+        params, cfg, noise_rng=np.random.default_rng(noise_ss), moffat_beta=moffat_beta
+    )
     return ParentRecord(
         galaxy_id=params.galaxy_id,
         stamp_nmgy=stamp,
@@ -323,7 +331,11 @@ def make_parent(seed: int, index: int, cfg: SynthConfig) -> ParentRecord:
 
 
 def iter_synthetic_parents(
-    n: int, seed: int, cfg: SynthConfig | None = None, start: int = 0
+    n: int,
+    seed: int,
+    cfg: SynthConfig | None = None,
+    start: int = 0,
+    moffat_beta: float = DEFAULT_MOFFAT_BETA,
 ) -> Iterator[ParentRecord]:
     """Yield synthetic parents ``start`` ... ``start + n - 1`` of ``seed``.
 
@@ -334,21 +346,24 @@ def iter_synthetic_parents(
     seed : int
         Non-negative seed; parent ``i`` depends only on ``(seed, i)``.
     cfg : SynthConfig, optional
-        Synthetic-sky knobs (validated here); defaults to ``SynthConfig()``.
+        Synthetic-sky knobs (validated once, when the config is loaded); default
+        ``SynthConfig()``.
     start : int
         Index of the first parent (to split the work between processes).
+    moffat_beta : float
+        Moffat index of the PSF (``psf.moffat_beta``).
     """
     cfg = cfg if cfg is not None else SynthConfig()
-    cfg.validate("synthetic")
     if n < 0 or start < 0:
         raise ValueError(f"n and start must be >= 0 (got {n}, {start})")
     for i in range(start, start + n):
-        yield make_parent(seed, i, cfg)
+        yield make_parent(seed, i, cfg, moffat_beta)
 
 
-def _render_block(args: tuple[int, SynthConfig, int, int]) -> list[ParentRecord]:
-    seed, cfg, start, n = args
-    return list(iter_synthetic_parents(n, seed, cfg, start=start))
+def _render_block(
+    seed: int, cfg: SynthConfig, start: int, n: int, moffat_beta: float
+) -> list[ParentRecord]:
+    return list(iter_synthetic_parents(n, seed, cfg, start=start, moffat_beta=moffat_beta))
 
 
 def write_synthetic_parquet(
@@ -357,15 +372,17 @@ def write_synthetic_parquet(
     seed: int,
     cfg: SynthConfig | None = None,
     row_group_size: int = 1000,
-    workers: int = 1,
+    executor: SubmitExecutor | None = None,
+    moffat_beta: float = DEFAULT_MOFFAT_BETA,
+    window: int = 4,
 ) -> Path:
     """Render ``n`` synthetic parents into a Parquet file in the seed layout.
 
-    Written through :func:`builder.parents.parquet.write_parents_parquet` (streaming, atomic);
-    read it back with :class:`builder.parents.parquet.ParquetSource`. With ``workers > 1`` row
-    groups are rendered in a process pool and written in order: the file is byte-identical to a
-    single-process render (parent ``i`` depends only on ``(seed, i)``), and at most a few row
-    groups per worker are held in memory.
+    Written through :func:`builder.parents.parquet_writer.write_parents_parquet` (streaming,
+    atomic); read it back with :class:`builder.parents.parquet.ParquetSource`. With an
+    ``executor`` (:mod:`builder.executors`) row groups are rendered as separate calls and written
+    in order, at most ``window`` row groups outstanding: the file is byte-identical to an
+    in-process render (parent ``i`` depends only on ``(seed, i)``).
 
     Returns
     -------
@@ -373,9 +390,11 @@ def write_synthetic_parquet(
         ``path``.
     """
     cfg = cfg if cfg is not None else SynthConfig()
-    if workers <= 1:
-        return write_parents_parquet(path, iter_synthetic_parents(n, seed, cfg), row_group_size)
-    blocks = [(seed, cfg, a, min(row_group_size, n - a)) for a in range(0, n, row_group_size)]
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        records = (r for block in pool.imap(_render_block, blocks) for r in block)
+    if executor is None:
+        records = iter_synthetic_parents(n, seed, cfg, moffat_beta=moffat_beta)
         return write_parents_parquet(path, records, row_group_size)
+    blocks = (
+        (seed, cfg, a, min(row_group_size, n - a), moffat_beta) for a in range(0, n, row_group_size)
+    )
+    results = submit_ordered(executor, _render_block, blocks, window=window)
+    return write_parents_parquet(path, (r for block in results for r in block), row_group_size)

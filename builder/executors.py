@@ -1,0 +1,121 @@
+"""The executor seam: every parallel stage of the build runs on one ``Executor``-like object.
+
+The scan (:mod:`builder.scan`), the shard tasks (:mod:`builder.build`) and the synthetic-sky
+render (:mod:`builder.parents.synthetic`) only call ``executor.submit(fn, *args)`` and then
+``future.result()`` on what it returns, with module-level functions and picklable arguments, so
+any :class:`concurrent.futures.Executor` works, and so does anything offering the same two calls
+(a Dask ``distributed.Client``, for instance).
+
+Executors are made by name from :data:`EXECUTORS` (name -> factory taking the worker count):
+
+* ``local``: a :class:`~concurrent.futures.ProcessPoolExecutor` with ``workers`` processes
+  (in-process when ``workers == 1``);
+* ``serial``: everything in the calling process, in submission order.
+
+Adding one is one factory plus ``@register_executor("name")``. The output bytes never depend on
+the executor or the worker count: results are always consumed in submission order.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from typing import Any, Protocol, TypeVar
+
+from builder.errors import ExecutorError
+
+R = TypeVar("R")
+
+
+class SubmitExecutor(Protocol):
+    """What the build needs of an executor: ``submit`` returning a future with ``result()``."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future: ...
+
+
+ExecutorFactory = Callable[[int], Executor]
+
+EXECUTORS: dict[str, ExecutorFactory] = {}
+"""Executor name -> factory ``f(workers) -> Executor``."""
+
+
+def register_executor(name: str) -> Callable[[ExecutorFactory], ExecutorFactory]:
+    """Decorator registering ``factory(workers) -> Executor`` under ``name``."""
+
+    def deco(factory: ExecutorFactory) -> ExecutorFactory:
+        if name in EXECUTORS:
+            raise ExecutorError(f"executor {name!r} is already registered")
+        EXECUTORS[name] = factory
+        return factory
+
+    return deco
+
+
+class SerialExecutor(Executor):
+    """Runs each submitted call at once in the calling process; the future holds its outcome."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # delivered by future.result(), like a pool would
+            future.set_exception(exc)
+        return future
+
+
+@register_executor("serial")
+def _serial(workers: int) -> Executor:
+    return SerialExecutor()
+
+
+@register_executor("local")
+def _local(workers: int) -> Executor:
+    return ProcessPoolExecutor(workers) if workers > 1 else SerialExecutor()
+
+
+def make_executor(name: str = "local", workers: int = 1) -> Executor:
+    """A new executor from :data:`EXECUTORS`; the caller shuts it down.
+
+    Raises
+    ------
+    ExecutorError
+        Unknown ``name`` or ``workers < 1``.
+    """
+    if name not in EXECUTORS:
+        raise ExecutorError(f"unknown executor {name!r} (registered: {', '.join(EXECUTORS)})")
+    if workers < 1:
+        raise ExecutorError(f"workers must be >= 1 (got {workers})")
+    return EXECUTORS[name](workers)
+
+
+def submit_ordered(
+    executor: SubmitExecutor,
+    fn: Callable[..., R],
+    arg_tuples: Iterable[tuple],
+    window: int | None = None,
+) -> Iterator[R]:
+    """Submit ``fn(*args)`` for every tuple and yield the results in submission order.
+
+    With ``window`` set, at most that many calls are outstanding (submitted, result not yet
+    yielded), which bounds the memory held by finished results; otherwise everything is
+    submitted up front. An exception of a call is raised when its turn comes; on early exit the
+    calls not yet started are cancelled.
+    """
+    if window is not None and window < 1:
+        raise ExecutorError(f"window must be >= 1 (got {window})")
+    pending: deque[Future] = deque()
+    args_iter = iter(arg_tuples)
+    try:
+        while True:
+            while window is None or len(pending) < window:
+                args = next(args_iter, None)
+                if args is None:
+                    break
+                pending.append(executor.submit(fn, *args))
+            if not pending:
+                return
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
