@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from common.atomic import atomic_write_text
+from shards.errors import ManifestError
 from shards.schema import SCHEMA_VERSION, SPLITS
+
+__all__ = ["MANIFEST_NAME", "REJECTS_NAME", "Manifest", "ManifestError", "ShardEntry"]
 
 MANIFEST_NAME = "manifest.json"
 REJECTS_NAME = "rejects.jsonl"
-
-
-class ManifestError(ValueError):
-    """Missing, unreadable or inconsistent manifest."""
 
 
 @dataclass
@@ -150,8 +149,11 @@ class Manifest:
         return path
 
     @classmethod
-    def load(cls, root: str | Path) -> Manifest:
-        """Read ``root/manifest.json`` (``root`` may also be the manifest file itself)."""
+    def load(cls, root: str | Path, schema_version: int = SCHEMA_VERSION) -> Manifest:
+        """Read ``root/manifest.json`` (``root`` may also be the manifest file itself).
+
+        Its ``schema_version`` must be ``schema_version`` (that of the member table in use).
+        """
         path = Path(root)
         if path.is_dir():
             path = path / MANIFEST_NAME
@@ -161,10 +163,10 @@ class Manifest:
             d = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ManifestError(f"{path}: unreadable manifest ({exc})") from None
-        if d.get("schema_version") != SCHEMA_VERSION:
+        if not isinstance(d, dict) or d.get("schema_version") != schema_version:
+            version = d.get("schema_version") if isinstance(d, dict) else None
             raise ManifestError(
-                f"{path}: schema version {d.get('schema_version')} unsupported "
-                f"(this code reads {SCHEMA_VERSION})"
+                f"{path}: schema version {version} unsupported (this code reads {schema_version})"
             )
         try:
             d["shards"] = [ShardEntry(**s) for s in d.get("shards", [])]

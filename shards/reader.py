@@ -7,147 +7,127 @@ Two ways to read a shard, yielding the same decoded samples:
 * :class:`IndexedShard` reads the whole file once and slices members through the offset index the
   writer stored beside it (``X.idx.json``): no per-member tar parsing, zero-copy images.
 
-Decoded sample dict: ``__key__``, ``__url__``, ``image`` (float32 (3, 64, 64) nanomaggies),
-``meta`` (dict), ``label`` (int), and ``arc`` when the shard has ``KEY.arc.npy``.
+Both build the decoded sample dict with :func:`assemble_sample`, one entry per member of the
+member table (:data:`shards.schema.MEMBERS`) under its field name: ``__key__``, ``__url__``,
+``image`` ((3, 64, 64) nanomaggies in the stored dtype, float32 or float16), ``meta`` (dict),
+``label`` (int), and ``arc`` when the shard has ``KEY.arc.npy``. A member without a row is
+refused, never decoded.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import math
 import mmap
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import webdataset as wds
 
-from shards.schema import (
-    ALLOWED_SUFFIXES,
-    ARC_SUFFIX,
-    IMAGE_SUFFIX,
-    LABEL_SUFFIX,
-    META_SUFFIX,
-    REQUIRED_SUFFIXES,
-    SCHEMA_VERSION,
-    STAMP_SHAPE,
-    index_name,
-)
+from shards.codecs import decode_npy, parse_npy_header
+from shards.errors import ShardError, ShardFormatError
+from shards.schema import MEMBERS, MemberTable, index_name
 
-META_RAW = "meta_json"  # sample field holding the undecoded KEY.json bytes (decode_meta=False)
+__all__ = [
+    "META_RAW",
+    "IndexedShard",
+    "ShardError",
+    "ShardFormatError",
+    "assemble_sample",
+    "decode_member",
+    "decode_npy",
+    "decode_sample",
+    "iter_raw_tar",
+    "iter_tar_samples",
+    "load_index",
+    "parse_npy_header",
+]
 
-
-class ShardFormatError(ValueError):
-    """A shard or one of its members is corrupt, truncated, unsafe or not in the schema.
-
-    The message always names the shard and, where known, the member.
-    """
-
-
-def _where(url: str, member: str) -> str:
-    return f"{url}: {member}" if member else url
+# sample field holding the undecoded KEY.json bytes (decode_meta=False)
+META_RAW = MEMBERS.by_field("meta").raw_field
 
 
-def decode_npy(data: bytes | memoryview, where: str = "") -> np.ndarray:
-    """Decode ``.npy`` bytes with ``allow_pickle=False``; object arrays are refused."""
-    try:
-        arr = np.load(io.BytesIO(data), allow_pickle=False)
-    except Exception as exc:  # ValueError for pickled/object arrays, others for garbage
-        raise ShardFormatError(f"{where}: cannot decode .npy safely ({exc})") from None
-    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
-        raise ShardFormatError(f"{where}: .npy holds unsupported dtype")
-    return arr
+def _refuse(suffix: str, where: str, table: MemberTable) -> ShardFormatError:
+    return ShardFormatError(
+        f"{where}: member type '.{suffix}' is not allowed (only {table.allowed_text()}); "
+        "refusing to decode it"
+    )
 
 
-_NPY_MAGIC_V1 = b"\x93NUMPY\x01\x00"
-_NPY_HEADERS: dict[bytes, tuple[np.dtype, tuple[int, ...], int]] = {}
+def decode_member(
+    suffix: str, data: bytes | memoryview, where: str = "", members: MemberTable | None = None
+) -> Any:
+    """Decode one member by suffix through its row of the member table.
 
-
-def parse_npy_header(data: bytes | memoryview) -> tuple[np.dtype, tuple[int, ...], int] | None:
-    """``(dtype, shape, data offset)`` of a plain float ``.npy`` v1.0 payload, else ``None``.
-
-    The fast path for the stamps this project writes (and the seed's npz planes): each distinct
-    header is parsed once and cached, and the payload size must match it. ``None`` (any other
-    version, layout or dtype, a hostile or inconsistent header) sends callers to the general,
-    fully checked ``np.load`` path, which reports the precise error.
-    """
-    if bytes(data[:8]) != _NPY_MAGIC_V1 or len(data) < 10:
-        return None
-    hlen = 10 + int.from_bytes(bytes(data[8:10]), "little")
-    head = bytes(data[:hlen])
-    parsed = _NPY_HEADERS.get(head)
-    if parsed is None:
-        try:  # numpy parses the header dict with ast.literal_eval: anything may be raised
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(io.BytesIO(head[8:]))
-        except Exception:
-            return None
-        if fortran or dtype.hasobject or dtype.kind != "f":
-            return None
-        parsed = (dtype, shape, hlen)
-        if len(_NPY_HEADERS) < 64:
-            _NPY_HEADERS[head] = parsed
-    dtype, shape, offset = parsed
-    if offset + math.prod(shape) * dtype.itemsize != len(data):
-        return None
-    return parsed
-
-
-def decode_member(suffix: str, data: bytes | memoryview, where: str = "") -> Any:
-    """Decode one member by suffix: ``npy``/``arc.npy`` (no pickle), ``json``, ``cls``.
-
-    Any other suffix (``.pyd``, ``.pickle``, ``.pth``...) raises :class:`ShardFormatError`:
+    A suffix without a row (``.pyd``, ``.pickle``, ``.pth``...) raises :class:`ShardFormatError`:
     nothing that could execute code is ever decoded.
     """
-    if suffix not in ALLOWED_SUFFIXES:
-        raise ShardFormatError(
-            f"{where}: member type '.{suffix}' is not allowed (only "
-            f"{', '.join(sorted('.' + s for s in ALLOWED_SUFFIXES))}); refusing to decode it"
-        )
-    if suffix in (IMAGE_SUFFIX, ARC_SUFFIX):
-        return decode_npy(data, where)
-    if suffix == META_SUFFIX:
-        try:
-            meta = json.loads(bytes(data))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ShardFormatError(f"{where}: invalid JSON ({exc})") from None
-        if not isinstance(meta, dict):
-            raise ShardFormatError(f"{where}: JSON metadata must be an object")
-        return meta
-    text = bytes(data).strip()
-    if text not in (b"0", b"1"):
-        raise ShardFormatError(f"{where}: .cls must be 0 or 1, got {text[:20]!r}")
-    return int(text)
+    table = MEMBERS if members is None else members
+    row = table.get(suffix)
+    if row is None:
+        raise _refuse(suffix, where, table)
+    return row.codec.decode(data, row, where)
 
 
-def decode_sample(raw: dict[str, Any]) -> dict[str, Any]:
-    """Turn a raw webdataset sample (suffix -> bytes) into a checked, decoded sample.
+def assemble_sample(
+    key: str,
+    url: str,
+    suffixes: Collection[str],
+    read: Callable[[str], bytes | memoryview],
+    members: MemberTable | None = None,
+    raw_fields: Collection[str] = (),
+) -> dict[str, Any]:
+    """The one sample-dict builder: checked, decoded members of one sample, by table field.
 
-    Use this instead of webdataset's ``.decode()`` (whose default handlers unpickle).
+    Parameters
+    ----------
+    key, url : str
+        Sample key and shard path (named in every error).
+    suffixes : collection of str
+        Member suffixes the sample has.
+    read : callable
+        ``read(suffix)`` returns the member's bytes.
+    members : MemberTable, optional
+        Member table (default :data:`shards.schema.MEMBERS`).
+    raw_fields : collection of str
+        Fields handed out undecoded, as bytes under the row's ``raw_field`` (``meta_json``).
+
+    Raises
+    ------
+    ShardFormatError
+        A member without a row, a missing required member, or a member that does not decode.
     """
-    key = raw.get("__key__", "?")
-    url = str(raw.get("__url__", "?"))
-    members = {k: v for k, v in raw.items() if not k.startswith("__")}
-    for suffix in members:
-        if suffix not in ALLOWED_SUFFIXES:
-            decode_member(suffix, b"", _where(url, f"{key}.{suffix}"))  # raises
-    missing = [s for s in REQUIRED_SUFFIXES if s not in members]
+    table = MEMBERS if members is None else members
+    for suffix in suffixes:
+        if suffix not in table:
+            raise _refuse(suffix, f"{url}: {key}.{suffix}", table)
+    missing = [s for s in table.required if s not in suffixes]
     if missing:
         raise ShardFormatError(
             f"{url}: sample {key} lacks member(s) {', '.join('.' + m for m in missing)}"
         )
     out: dict[str, Any] = {"__key__": key, "__url__": url}
-    image = decode_member(IMAGE_SUFFIX, members[IMAGE_SUFFIX], _where(url, f"{key}.npy"))
-    if image.shape != STAMP_SHAPE:
-        raise ShardFormatError(f"{url}: {key}.npy has shape {image.shape}, expected {STAMP_SHAPE}")
-    out["image"] = image.astype(np.float32, copy=False)
-    out["meta"] = decode_member(META_SUFFIX, members[META_SUFFIX], _where(url, f"{key}.json"))
-    out["label"] = decode_member(LABEL_SUFFIX, members[LABEL_SUFFIX], _where(url, f"{key}.cls"))
-    if ARC_SUFFIX in members:
-        out["arc"] = decode_member(ARC_SUFFIX, members[ARC_SUFFIX], _where(url, f"{key}.arc.npy"))
+    for row in table.rows():
+        if row.suffix not in suffixes:
+            continue
+        data = read(row.suffix)
+        if row.field in raw_fields:
+            out[row.raw_field] = data  # checked member bytes, for callers that parse a batch
+        else:
+            out[row.field] = row.codec.decode(data, row, f"{url}: {key}.{row.suffix}")
     return out
+
+
+def decode_sample(raw: dict[str, Any], members: MemberTable | None = None) -> dict[str, Any]:
+    """Turn a raw webdataset sample (suffix -> bytes) into a checked, decoded sample.
+
+    Use this instead of webdataset's ``.decode()`` (whose default handlers unpickle).
+    """
+    key = str(raw.get("__key__", "?"))
+    url = str(raw.get("__url__", "?"))
+    suffixes = [k for k in raw if not k.startswith("__")]
+    return assemble_sample(key, url, suffixes, raw.__getitem__, members)
 
 
 def _reraise(exn: Exception) -> bool:
@@ -169,16 +149,23 @@ def iter_raw_tar(urls: Iterable[str]) -> Iterator[dict[str, Any]]:
             raise ShardFormatError(f"{url}: unreadable tar ({type(exc).__name__}: {exc})") from None
 
 
-def iter_tar_samples(urls: Iterable[str] | str) -> Iterator[dict[str, Any]]:
+def iter_tar_samples(
+    urls: Iterable[str] | str, members: MemberTable | None = None
+) -> Iterator[dict[str, Any]]:
     """Decoded samples of one or more shards, via the standard tar path."""
     if isinstance(urls, str | Path):
         urls = [str(urls)]
     for raw in iter_raw_tar(urls):
-        yield decode_sample(raw)
+        yield decode_sample(raw, members)
 
 
-def load_index(shard_path: str | Path) -> dict[str, Any]:
-    """Load and sanity-check the offset index written beside ``shard_path``."""
+def load_index(
+    shard_path: str | Path, schema_version: int = MEMBERS.schema_version
+) -> dict[str, Any]:
+    """Load and sanity-check the offset index written beside ``shard_path``.
+
+    The index must carry ``schema_version`` (that of the member table the shard is read with).
+    """
     ipath = Path(index_name(str(shard_path)))
     try:
         index = json.loads(ipath.read_text())
@@ -186,7 +173,7 @@ def load_index(shard_path: str | Path) -> dict[str, Any]:
         raise ShardFormatError(f"{shard_path}: no offset index {ipath.name}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ShardFormatError(f"{ipath}: corrupt offset index ({exc})") from None
-    if not isinstance(index, dict) or index.get("schema_version") != SCHEMA_VERSION:
+    if not isinstance(index, dict) or index.get("schema_version") != schema_version:
         version = index.get("schema_version") if isinstance(index, dict) else None
         raise ShardFormatError(f"{ipath}: schema version {version} unsupported")
     if not _index_well_formed(index):
@@ -219,17 +206,21 @@ class IndexedShard:
 
     The whole tar is read into memory once (a 1000-sample float32 shard is ~53 MB); members are
     located by offset and each member's tar header name is checked, so a stale index or a
-    shifted file is detected instead of returning wrong bytes. Images are zero-copy float32 views.
+    shifted file is detected instead of returning wrong bytes. Array members are zero-copy
+    read-only views in their stored dtype.
 
     Parameters
     ----------
     path : str or Path
         Shard ``.tar`` path; its ``.idx.json`` must exist.
+    members : MemberTable, optional
+        Member table (default :data:`shards.schema.MEMBERS`).
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, members: MemberTable | None = None):
         self.path = str(path)
-        self.index = load_index(path)
+        self.members = MEMBERS if members is None else members
+        self.index = load_index(path, self.members.schema_version)
         try:
             with open(path, "rb") as fh:
                 size = os.fstat(fh.fileno()).st_size
@@ -259,15 +250,6 @@ class IndexedShard:
             )
         return self.buf[off : off + size]
 
-    def _npy(self, data: memoryview, where: str) -> np.ndarray:
-        parsed = parse_npy_header(data)
-        if parsed is None:
-            return decode_npy(data, where)  # general path with full checks
-        dtype, shape, offset = parsed
-        return np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=offset).reshape(
-            shape
-        )
-
     def sample(self, i: int, decode_meta: bool = True) -> dict[str, Any]:
         """Decoded sample ``i`` (same dict as :func:`decode_sample`).
 
@@ -275,34 +257,15 @@ class IndexedShard:
         :data:`META_RAW` (name-checked like every member), for batch-wise JSON parsing.
         """
         s = self.samples[i]
-        key, members = s["key"], s["members"]
-        for suffix in members:
-            if suffix not in ALLOWED_SUFFIXES:
-                decode_member(suffix, b"", f"{self.path}: {key}.{suffix}")  # raises
-        for suffix in REQUIRED_SUFFIXES:
-            if suffix not in members:
-                raise ShardFormatError(f"{self.path}: sample {key} lacks member .{suffix}")
-        where = f"{self.path}: {key}.npy"
-        image = self._npy(self._member(key, IMAGE_SUFFIX, members[IMAGE_SUFFIX]), where)
-        if image.shape != STAMP_SHAPE:
-            raise ShardFormatError(f"{where}: shape {image.shape}, expected {STAMP_SHAPE}")
-        out: dict[str, Any] = {"__key__": key, "__url__": self.path, "image": image}
-        label = decode_member(
-            LABEL_SUFFIX,
-            self._member(key, LABEL_SUFFIX, members[LABEL_SUFFIX]),
-            f"{self.path}: {key}.cls",
+        key, entries = s["key"], s["members"]
+        return assemble_sample(
+            key,
+            self.path,
+            entries,
+            lambda suffix: self._member(key, suffix, entries[suffix]),
+            self.members,
+            () if decode_meta else ("meta",),
         )
-        out["label"] = label
-        meta = self._member(key, META_SUFFIX, members[META_SUFFIX])
-        if decode_meta:
-            out["meta"] = decode_member(META_SUFFIX, meta, f"{self.path}: {key}.json")
-        else:
-            out[META_RAW] = meta  # checked member bytes, for callers that parse a batch at once
-        if ARC_SUFFIX in members:
-            out["arc"] = self._npy(
-                self._member(key, ARC_SUFFIX, members[ARC_SUFFIX]), f"{self.path}: {key}.arc.npy"
-            )
-        return out
 
     def iter_samples(
         self, start: int = 0, stop: int | None = None, decode_meta: bool = True

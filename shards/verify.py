@@ -4,7 +4,9 @@ Checks, each reported separately:
 
 * every shard in the manifest exists, its sha256 and byte size match, and it parses as a tar;
 * sample counts, n_pos and n_neg match the manifest (and per-split totals add up);
-* every sample has .npy/.json/.cls, decodes safely, has the schema shape and finite pixels;
+* every sample has the required members of the member table (:data:`shards.schema.MEMBERS`),
+  no member without a row, every member decodes safely with its row's shape and dtype, and
+  array members whose row asks for it hold only finite values;
 * keys are unique across the whole dataset;
 * no galaxy id appears in two splits, or in two roles (except the paired-controls ablation);
 * metadata agrees with the label and the shard: ``label``, ``role``, ``split``, ``key``;
@@ -20,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from common.checksum import file_sha256
-from shards.manifest import Manifest, ManifestError
-from shards.reader import ShardFormatError, iter_tar_samples
-from shards.schema import SPLITS
+from shards.errors import ManifestError, ShardFormatError
+from shards.manifest import Manifest
+from shards.reader import iter_tar_samples
+from shards.schema import MEMBERS, SPLITS, MemberTable
 
 
 @dataclass
@@ -52,12 +55,22 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def verify_dataset(root: str | Path) -> VerifyReport:
-    """Run every check on the dataset at ``root``; never raises for data problems."""
+def verify_dataset(root: str | Path, members: MemberTable | None = None) -> VerifyReport:
+    """Run every check on the dataset at ``root``; never raises for data problems.
+
+    Parameters
+    ----------
+    root : str or Path
+        Dataset directory (holds ``manifest.json``).
+    members : MemberTable, optional
+        Member table the dataset was written with (default :data:`shards.schema.MEMBERS`).
+    """
     root = Path(root)
+    table = MEMBERS if members is None else members
+    finite_rows = [row for row in table.rows() if row.finite]
     report = VerifyReport(str(root))
     try:
-        manifest = Manifest.load(root)
+        manifest = Manifest.load(root, table.schema_version)
     except ManifestError as exc:
         report.errors.append(str(exc))
         return report
@@ -87,16 +100,17 @@ def verify_dataset(root: str | Path) -> VerifyReport:
             )
         n = n_pos = n_neg = 0
         try:
-            for s in iter_tar_samples(str(path)):
+            for s in iter_tar_samples(str(path), table):
                 n += 1
-                key, meta, label, img = s["__key__"], s["meta"], s["label"], s["image"]
+                key, meta, label = s["__key__"], s["meta"], s["label"]
                 n_pos += label == 1
                 n_neg += label == 0
                 if key in key_where:
                     report.errors.append(f"{name}: duplicate key {key} (also in {key_where[key]})")
                 key_where[key] = name
-                if not np.isfinite(img).all():
-                    report.errors.append(f"{name}: {key}.npy has non-finite pixels")
+                for row in finite_rows:
+                    if row.field in s and not np.isfinite(s[row.field]).all():
+                        report.errors.append(f"{name}: {key}.{row.suffix} has non-finite values")
                 if meta.get("label") != label:
                     report.errors.append(
                         f"{name}: {key}.json label {meta.get('label')} != .cls {label}"

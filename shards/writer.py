@@ -15,52 +15,84 @@ import tarfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import webdataset as wds
 
 from common.atomic import atomic_write_text, tmp_path_for
-from shards.schema import (
-    ARC_SUFFIX,
-    IMAGE_SUFFIX,
-    LABEL_SUFFIX,
-    META_SUFFIX,
-    SCHEMA_VERSION,
-    STAMP_SHAPE,
-    index_name,
-    is_valid_key,
-)
+from shards.codecs import json_bytes, npy_bytes
+from shards.errors import SampleEncodeError
+from shards.schema import MEMBERS, STORAGE_DTYPES, MemberTable, index_name, is_valid_key
+
+__all__ = [
+    "STORAGE_DTYPES",
+    "Sample",
+    "ShardInfo",
+    "ShardWriter",
+    "build_index",
+    "encode_sample",
+    "json_bytes",
+    "npy_bytes",
+    "write_shard",
+]
 
 TAR_MTIME = 946684800  # 2000-01-01T00:00:00Z, fixed so shards are reproducible
 TAR_USER = "lensfinder"
 TAR_MODE = 0o444
-STORAGE_DTYPES = ("float32", "float16")
 
 
 @dataclass
 class Sample:
-    """One sample to write.
+    """One sample to write: its key and one value per member field of the member table.
 
     Attributes
     ----------
     key : str
         Sample key (see :func:`shards.schema.make_key`).
     image_nmgy : np.ndarray
-        (3, 64, 64) g, r, z image in nanomaggies.
+        (3, 64, 64) g, r, z image in nanomaggies (field ``image``, ``KEY.npy``).
     meta : dict
         JSON-serialisable metadata (galaxy_id, split, role, label, catalog values, injection).
     label : int
         1 for a host with an injected arc, 0 for a control.
     arc_nmgy : np.ndarray or None
-        Optional noiseless arc model, stored as ``KEY.arc.npy``.
+        Optional noiseless arc model (field ``arc``, ``KEY.arc.npy``).
+    extra : dict
+        Values of further members by field name (rows added to the member table); ``None``
+        values of optional members are not written.
     """
 
     key: str
-    image_nmgy: np.ndarray
-    meta: dict[str, Any]
-    label: int
+    image_nmgy: np.ndarray | None
+    meta: dict[str, Any] | None
+    label: int | None
     arc_nmgy: np.ndarray | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # member-table field -> attribute, for the members every build knows about
+    _ATTRS: ClassVar[dict[str, str]] = {
+        "image": "image_nmgy",
+        "meta": "meta",
+        "label": "label",
+        "arc": "arc_nmgy",
+    }
+
+    def fields(self) -> dict[str, Any]:
+        """Value of every field, by member-table field name."""
+        out = {name: getattr(self, attr) for name, attr in self._ATTRS.items()}
+        clash = sorted(set(out) & set(self.extra))
+        if clash:
+            raise SampleEncodeError(f"{self.key}: field(s) {clash} given twice (attribute, extra)")
+        out.update(self.extra)
+        return out
+
+    @classmethod
+    def from_fields(cls, key: str, fields: Mapping[str, Any]) -> Sample:
+        """Sample from values keyed by member-table field name (``image``, ``meta``, ...)."""
+        rest = dict(fields)
+        core = {attr: rest.pop(name, None) for name, attr in cls._ATTRS.items()}
+        return cls(key=key, **core, extra=rest)
 
 
 @dataclass
@@ -76,51 +108,47 @@ class ShardInfo:
     keys: list[str] = field(default_factory=list)
 
 
-def npy_bytes(arr: np.ndarray) -> bytes:
-    """Serialise an array as ``.npy`` (format 1.0, no pickle)."""
-    buf = io.BytesIO()
-    np.lib.format.write_array(buf, np.ascontiguousarray(arr), version=(1, 0), allow_pickle=False)
-    return buf.getvalue()
+def encode_sample(
+    sample: Sample, dtype: str = "float32", members: MemberTable | None = None
+) -> dict[str, Any]:
+    """Encode a :class:`Sample` into the webdataset dict of member bytes, row by row.
 
-
-def json_bytes(meta: Mapping[str, Any]) -> bytes:
-    """Serialise metadata deterministically (sorted keys, no NaN)."""
-    return json.dumps(meta, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
-
-
-def encode_sample(sample: Sample, dtype: str = "float32") -> dict[str, Any]:
-    """Encode a :class:`Sample` into the webdataset dict of member bytes.
+    Parameters
+    ----------
+    sample : Sample
+        The sample; every required member of the table must have a value.
+    dtype : str
+        Storage dtype of array members without a fixed dtype (:data:`STORAGE_DTYPES`).
+    members : MemberTable, optional
+        Member table (default :data:`shards.schema.MEMBERS`).
 
     Raises
     ------
-    ValueError
-        If the key, shape, label or pixel values are invalid (nothing corrupt is ever written).
+    SampleEncodeError
+        If the key, a member's shape, dtype or value, or the metadata label is invalid, a
+        required member is missing or a value has no row (nothing corrupt is ever written).
     """
+    table = MEMBERS if members is None else members
     if dtype not in STORAGE_DTYPES:
-        raise ValueError(f"storage dtype must be one of {STORAGE_DTYPES}, got {dtype!r}")
+        raise SampleEncodeError(f"storage dtype must be one of {STORAGE_DTYPES}, got {dtype!r}")
     if not is_valid_key(sample.key):
-        raise ValueError(f"invalid sample key {sample.key!r}")
-    img = np.asarray(sample.image_nmgy)
-    if img.shape != STAMP_SHAPE:
-        raise ValueError(f"{sample.key}: image shape {img.shape} != {STAMP_SHAPE}")
-    img = img.astype(dtype)
-    if not np.isfinite(img).all():
-        raise ValueError(f"{sample.key}: non-finite pixels (in {dtype} storage)")
-    if sample.label not in (0, 1):
-        raise ValueError(f"{sample.key}: label must be 0 or 1, got {sample.label!r}")
-    if int(sample.meta.get("label", sample.label)) != sample.label:
-        raise ValueError(f"{sample.key}: metadata label disagrees with label")
-    out: dict[str, Any] = {
-        "__key__": sample.key,
-        IMAGE_SUFFIX: npy_bytes(img),
-        META_SUFFIX: json_bytes(sample.meta),
-        LABEL_SUFFIX: str(int(sample.label)).encode(),
-    }
-    if sample.arc_nmgy is not None:
-        arc = np.asarray(sample.arc_nmgy, dtype=dtype)
-        if arc.shape != STAMP_SHAPE:
-            raise ValueError(f"{sample.key}: arc shape {arc.shape} != {STAMP_SHAPE}")
-        out[ARC_SUFFIX] = npy_bytes(arc)
+        raise SampleEncodeError(f"invalid sample key {sample.key!r}")
+    values = sample.fields()
+    unknown = sorted(k for k, v in values.items() if v is not None and k not in table.fields)
+    if unknown:
+        raise SampleEncodeError(f"{sample.key}: no member row for field(s) {unknown}")
+    out: dict[str, Any] = {"__key__": sample.key}
+    for row in table.rows():
+        value = values.get(row.field)
+        where = f"{sample.key}.{row.suffix}"
+        if value is None:
+            if row.required:
+                raise SampleEncodeError(f"{where}: required member ({row.field}) has no value")
+            continue
+        out[row.suffix] = row.codec.encode(value, row, dtype, where)
+    meta, label = values.get("meta"), values.get("label")
+    if isinstance(meta, Mapping) and int(meta.get("label", label)) != label:
+        raise SampleEncodeError(f"{sample.key}: metadata label disagrees with label")
     return out
 
 
@@ -141,7 +169,9 @@ class _HashingFile(io.RawIOBase):
         return self.fh.write(b)
 
 
-def build_index(tar_path: str | Path, sha256: str) -> dict[str, Any]:
+def build_index(
+    tar_path: str | Path, sha256: str, schema_version: int = MEMBERS.schema_version
+) -> dict[str, Any]:
     """Offset index of a shard: for each sample, (header offset, data offset, size) per member.
 
     Computed with :mod:`tarfile` from the written file, so it is exactly what tar itself sees.
@@ -157,7 +187,7 @@ def build_index(tar_path: str | Path, sha256: str) -> dict[str, Any]:
             # the ustar header block that directly precedes the data (after any PAX header)
             current["members"][suffix] = [m.offset_data - tarfile.BLOCKSIZE, m.offset_data, m.size]
     return {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": schema_version,
         "tar_sha256": sha256,
         "tar_bytes": os.path.getsize(tar_path),
         "n_samples": len(samples),
@@ -177,13 +207,19 @@ class ShardWriter:
         Final ``.tar`` path.
     dtype : str
         Storage dtype of images, ``float32`` (default) or ``float16``.
+    members : MemberTable, optional
+        Member table (default :data:`shards.schema.MEMBERS`); its schema version goes into the
+        offset index.
     """
 
-    def __init__(self, path: str | Path, dtype: str = "float32"):
+    def __init__(
+        self, path: str | Path, dtype: str = "float32", members: MemberTable | None = None
+    ):
         self.path = Path(path)
         if self.path.suffix != ".tar":
             raise ValueError(f"shard path must end in .tar: {self.path}")
         self.dtype = dtype
+        self.members = MEMBERS if members is None else members
         self.info = ShardInfo(path=str(self.path))
         self._tmp = tmp_path_for(self.path)
         self._fh = None
@@ -213,11 +249,12 @@ class ShardWriter:
         return self
 
     def write(self, sample: Sample) -> None:
-        """Encode and append one sample (duplicate keys within a shard raise ValueError)."""
+        """Encode and append one sample (a duplicate key or a bad sample raises
+        :class:`SampleEncodeError`, a ``ValueError``)."""
         assert self._tw is not None, "use ShardWriter as a context manager"
         if sample.key in self._seen:
-            raise ValueError(f"duplicate key {sample.key} in {self.path.name}")
-        encoded = encode_sample(sample, self.dtype)
+            raise SampleEncodeError(f"duplicate key {sample.key} in {self.path.name}")
+        encoded = encode_sample(sample, self.dtype, self.members)
         start = self._hf.n
         self._tw.write(encoded)
         self._record_offsets(sample.key, encoded, start, self._hf.n)
@@ -258,21 +295,26 @@ class ShardWriter:
         self.info.bytes = self._hf.n
         if self._layout_ok:
             index = {
-                "schema_version": SCHEMA_VERSION,
+                "schema_version": self.members.schema_version,
                 "tar_sha256": self.info.sha256,
                 "tar_bytes": self.info.bytes,
                 "n_samples": len(self._index_samples),
                 "samples": self._index_samples,
             }
         else:
-            index = build_index(self._tmp, self.info.sha256)
+            index = build_index(self._tmp, self.info.sha256, self.members.schema_version)
         atomic_write_text(index_name(str(self.path)), json.dumps(index, separators=(",", ":")))
         os.replace(self._tmp, self.path)
 
 
-def write_shard(path: str | Path, samples: Iterable[Sample], dtype: str = "float32") -> ShardInfo:
+def write_shard(
+    path: str | Path,
+    samples: Iterable[Sample],
+    dtype: str = "float32",
+    members: MemberTable | None = None,
+) -> ShardInfo:
     """Write ``samples`` to the shard ``path`` atomically and return its :class:`ShardInfo`."""
-    with ShardWriter(path, dtype=dtype) as w:
+    with ShardWriter(path, dtype=dtype, members=members) as w:
         for s in samples:
             w.write(s)
     return w.info

@@ -12,10 +12,19 @@ import numpy as np
 import pytest
 import webdataset as wds
 
-from shards.manifest import Manifest, ManifestError
-from shards.reader import IndexedShard, ShardFormatError, decode_member, iter_tar_samples
-from shards.schema import make_key
-from shards.writer import Sample, npy_bytes, write_shard
+from shards.codecs import NPY_ARRAY
+from shards.errors import MemberTableError, SampleEncodeError, ShardError
+from shards.manifest import Manifest, ManifestError, ShardEntry
+from shards.reader import (
+    IndexedShard,
+    ShardFormatError,
+    decode_member,
+    decode_sample,
+    iter_tar_samples,
+)
+from shards.schema import MEMBERS, MemberSpec, make_key
+from shards.verify import verify_dataset
+from shards.writer import Sample, encode_sample, npy_bytes, write_shard
 from tests.datasets import make_tiny_dataset
 
 
@@ -141,9 +150,15 @@ def test_decoder_refuses_pickles_and_unknown_members():
     for suffix in ("pickle", "pyd", "pth"):
         with pytest.raises(ShardFormatError, match="not allowed"):
             decode_member(suffix, b"\x80\x04K\x01.", "x")
-    with pytest.raises(ShardFormatError, match="cls"):
-        decode_member("cls", b"2", "x")
-    assert decode_member("npy", npy_bytes(np.ones(3, np.float32)), "x").sum() == 3
+    with pytest.raises(ShardFormatError, match="x.cls: label must be ASCII 0 or 1"):
+        decode_member("cls", b"2", "x.cls")
+    stamp = np.ones((3, 64, 64), np.float32)
+    assert decode_member("npy", npy_bytes(stamp), "x").sum() == stamp.size
+    # the member row's shape and dtype rules are applied on read
+    with pytest.raises(ShardFormatError, match=r"x.npy: shape \(3,\), expected \(3, 64, 64\)"):
+        decode_member("npy", npy_bytes(np.ones(3, np.float32)), "x.npy")
+    with pytest.raises(ShardFormatError, match="x.npy: dtype float64, expected one of float32"):
+        decode_member("npy", npy_bytes(stamp.astype(np.float64)), "x.npy")
 
 
 def test_indexed_reader_detects_truncation_and_stale_index(tmp_path):
@@ -220,3 +235,104 @@ def test_index_written_while_writing_equals_tarfile_index(tmp_path):
     written = json.loads((tmp_path / "s-000000.idx.json").read_text())
     parsed = build_index(path, hashlib.sha256(path.read_bytes()).hexdigest())
     assert written == parsed
+
+
+# A member defined here, not in the library: a toy bad-pixel mask, one row in a copy of the table.
+MASK_ROW = MemberSpec(
+    "mask.npy",
+    "mask",
+    NPY_ARRAY,
+    required=False,
+    shape=(64, 64),
+    dtype="uint8",
+    description="toy bad-pixel mask",
+)
+
+
+def _masked_dataset(root, table) -> list[Sample]:
+    """One train shard of 4 samples (two with a mask) written with ``table``, plus a manifest."""
+    rng = np.random.default_rng(3)
+    samples = []
+    for i in range(4):
+        label = i % 2
+        meta = {"galaxy_id": f"m{i}", "split": "train", "label": label}
+        meta.update({"role": "host", "injection": {}} if label else {"role": "control"})
+        mask = (rng.random((64, 64)) < 0.1).astype(np.uint8) if i % 2 == 0 else None
+        fields = {"image": rng.normal(size=(3, 64, 64)), "meta": meta, "label": label}
+        samples.append(Sample.from_fields(make_key(f"m{i}"), {**fields, "mask": mask}))
+    info = write_shard(root / "train" / "train-000000.tar", samples, members=table)
+    manifest = Manifest(schema_version=table.schema_version, status="complete")
+    manifest.shards.append(ShardEntry.from_info(info, "train", 0, root))
+    manifest.recompute_splits()
+    manifest.save(root)
+    return samples
+
+
+def test_new_optional_member_is_one_row_and_a_version_bump(tmp_path):
+    with pytest.raises(MemberTableError, match="needs a schema version above"):
+        MEMBERS.with_member(MASK_ROW, schema_version=MEMBERS.schema_version)
+    table = MEMBERS.with_member(MASK_ROW, schema_version=MEMBERS.schema_version + 1)
+    assert "mask.npy" in table and "mask.npy" not in MEMBERS  # the library's table is untouched
+    samples = _masked_dataset(tmp_path, table)
+    path = tmp_path / "train" / "train-000000.tar"
+    with tarfile.open(path) as tf:
+        assert tf.getnames()[:4] == ["gm0.cls", "gm0.json", "gm0.mask.npy", "gm0.npy"]
+    index = json.loads((tmp_path / "train" / "train-000000.idx.json").read_text())
+    assert index["schema_version"] == MEMBERS.schema_version + 1
+    for got in (
+        list(iter_tar_samples(str(path), table)),
+        list(IndexedShard(path, table).iter_samples()),
+    ):
+        assert [g["__key__"] for g in got] == [s.key for s in samples]
+        for want, g in zip(samples, got, strict=True):
+            np.testing.assert_array_equal(g["image"], want.image_nmgy.astype(np.float32))
+            assert g["meta"] == want.meta and g["label"] == want.label
+            if want.extra["mask"] is None:
+                assert "mask" not in g  # optional: absent, not an empty placeholder
+            else:
+                assert g["mask"].dtype == np.uint8
+                np.testing.assert_array_equal(g["mask"], want.extra["mask"])
+    report = verify_dataset(tmp_path, table)
+    assert report.ok, report.format()
+    assert report.n_samples == 4
+    # Code that knows only the library's table refuses the new format instead of misreading it.
+    with pytest.raises(ShardFormatError, match=r"gm0.mask.npy: member type '.mask.npy' is not"):
+        list(iter_tar_samples(str(path)))
+    with pytest.raises(
+        ShardFormatError, match=f"schema version {MEMBERS.schema_version + 1} unsupported"
+    ):
+        IndexedShard(path)
+    assert not verify_dataset(tmp_path).ok
+    with pytest.raises(SampleEncodeError, match=r"no member row for field\(s\) \['mask'\]"):
+        write_shard(tmp_path / "x-000000.tar", samples)
+
+
+def test_member_rows_are_enforced_on_write_and_read(tmp_path):
+    table = MEMBERS.with_member(MASK_ROW, schema_version=MEMBERS.schema_version + 1)
+    image = np.zeros((3, 64, 64))
+    bad_shape = Sample("gk", image, {"label": 0}, 0, extra={"mask": np.zeros((32, 32))})
+    with pytest.raises(SampleEncodeError, match=r"gk.mask.npy: shape \(32, 32\) != \(64, 64\)"):
+        write_shard(tmp_path / "a-000000.tar", [bad_shape], members=table)
+    with pytest.raises(SampleEncodeError, match=r"gk.npy: required member \(image\) has no value"):
+        write_shard(tmp_path / "a-000000.tar", [Sample("gk", None, {"label": 0}, 0)])
+    with pytest.raises(SampleEncodeError, match="gk.arc.npy: non-finite values"):
+        write_shard(
+            tmp_path / "a-000000.tar", [Sample("gk", image, {}, 0, np.full_like(image, np.inf))]
+        )
+    assert list(tmp_path.iterdir()) == []
+    # a float mask on disk is refused by the row's fixed dtype, naming shard and member
+    raw = {"__key__": "gk", "__url__": "s.tar", **encode_sample(Sample("gk", image, {}, 0))}
+    raw["mask.npy"] = npy_bytes(np.zeros((64, 64), np.float32))
+    with pytest.raises(
+        ShardFormatError, match="s.tar: gk.mask.npy: dtype float32, expected one of uint8"
+    ):
+        decode_sample(raw, table)
+    with pytest.raises(MemberTableError, match="defined twice"):
+        table.with_member(MASK_ROW, schema_version=table.schema_version + 1)
+    with pytest.raises(MemberTableError, match="member suffix 'Mask'"):
+        MEMBERS.with_member(MemberSpec("Mask", "mask2", NPY_ARRAY, required=False), 9)
+
+
+def test_shard_errors_share_one_base():
+    for exc in (ShardFormatError, ManifestError, SampleEncodeError, MemberTableError):
+        assert issubclass(exc, ShardError) and issubclass(exc, ValueError)
