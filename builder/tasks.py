@@ -89,6 +89,56 @@ def _meta(s: PlannedSample, split: str, label: int) -> dict[str, Any]:
     return meta
 
 
+def _sample_fields(
+    s: PlannedSample,
+    rec: Any,
+    cat: dict[str, float],
+    split: str,
+    cfg: BuildConfig,
+    summary: TaskSummary,
+    failed: Counter,
+) -> dict[str, Any] | None:
+    """Values of one sample's members, by member-table field (:data:`shards.schema.MEMBERS`).
+
+    A control is the parent stamp as is (label 0); a host gets an arc injected (label 1, and the
+    noiseless arc model when ``output.with_arcs``). The writer encodes each value through its
+    row, so a new member is one table row plus its value here. Returns ``None`` (and records the
+    rejection in ``summary``) when every injection draw of a host failed.
+    """
+    if s.role != "host":
+        return {"image": rec.stamp_nmgy, "meta": _meta(s, split, 0), "label": 0}
+    seed = galaxy_seed(s.galaxy_id, cfg.seed)
+    rng = np.random.default_rng(seed)
+    res = inject_arc(
+        rec.stamp_nmgy,
+        cat,
+        rng,
+        cfg.injection,
+        psf_images=rec.psf_images,
+        moffat_beta=cfg.psf.moffat_beta,
+    )
+    summary.draws += res.n_draws
+    failed.update(res.rejections)
+    if not res.accepted:
+        summary.rejections.append(
+            Rejection(
+                s.galaxy_id,
+                s.location,
+                "injection_failed",
+                "inject",
+                f"all {res.n_draws} draws failed: {dict(sorted(res.rejections.items()))}",
+            ).to_json()
+        )
+        return None
+    summary.accepted += 1
+    meta = _meta(s, split, 1)
+    meta["injection"] = {**res.params, "injection_seed": seed}
+    fields: dict[str, Any] = {"image": res.image_nmgy, "meta": meta, "label": 1}
+    if cfg.output.with_arcs:
+        fields["arc"] = res.arc_nmgy
+    return fields
+
+
 def run_task(
     task: ShardTask, cfg: BuildConfig, spec: SourceSpec, out_dir: str | Path
 ) -> TaskSummary:
@@ -110,42 +160,10 @@ def run_task(
                     f"found {rec.galaxy_id}); rerun the build from scratch with --overwrite"
                 )
             cat = catalog_dict(s)
-            arc = None
-            if s.role == "host":
-                seed = galaxy_seed(s.galaxy_id, cfg.seed)
-                rng = np.random.default_rng(seed)
-                res = inject_arc(
-                    rec.stamp_nmgy,
-                    cat,
-                    rng,
-                    cfg.injection,
-                    psf_images=rec.psf_images,
-                    moffat_beta=cfg.psf.moffat_beta,
-                )
-                summary.draws += res.n_draws
-                failed.update(res.rejections)
-                if not res.accepted:
-                    summary.rejections.append(
-                        Rejection(
-                            s.galaxy_id,
-                            s.location,
-                            "injection_failed",
-                            "inject",
-                            f"all {res.n_draws} draws failed: {dict(sorted(res.rejections.items()))}",
-                        ).to_json()
-                    )
-                    continue
-                summary.accepted += 1
-                image = res.image_nmgy
-                meta = _meta(s, task.split, 1)
-                meta["injection"] = {**res.params, "injection_seed": seed}
-                label = 1
-                arc = res.arc_nmgy if cfg.output.with_arcs else None
-            else:
-                image = rec.stamp_nmgy
-                meta = _meta(s, task.split, 0)
-                label = 0
-            writer.write(Sample(key=s.key, image_nmgy=image, meta=meta, label=label, arc_nmgy=arc))
+            fields = _sample_fields(s, rec, cat, task.split, cfg, summary, failed)
+            if fields is None:
+                continue
+            writer.write(Sample.from_fields(s.key, fields))
             crash_point("samples")
             r_flux = aperture_flux_nmgy(rec.stamp_nmgy[1])  # the parent stamp, before injection
             summary.match_rows.append([s.role, r_flux, cat["psfsize_r"], cat["psfdepth_r"]])
