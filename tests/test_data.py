@@ -18,7 +18,9 @@ from shards.reader import ShardFormatError, iter_tar_samples
 from shards.schema import SAFE_MODEL_METADATA, index_name
 from shards.writer import TAR_MTIME, Sample, build_index, encode_sample
 from tests.datasets import make_tiny_dataset
-from train.data import DataConfig, count_keys, make_loader
+from train.accounting import count_keys
+from train.data import DataConfig, make_loader
+from train.errors import LoaderError
 from train.preprocess import dihedral, normalize
 
 GRID = [(1, 1), (1, 3), (2, 2), (3, 2)]
@@ -330,7 +332,7 @@ def test_worker_count_other_than_planned_is_refused(monkeypatch, tiny):
     monkeypatch.setenv("NUM_WORKERS", "3")
     cfg = DataConfig(num_workers=2)
     loader = make_loader(tiny, "train", cfg, epoch=0, rank=0, world_size=1, training=True)
-    with pytest.raises(RuntimeError, match="planned for 2 worker"):
+    with pytest.raises(LoaderError, match="planned for 2 worker"):
         list(loader.dataset)
 
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
+from tests.gen2_reference import legacy_gen2_tpr_at_fpr
 from train.metrics import (
     evaluate_scores,
     fpr_at_tpr,
-    legacy_gen2_tpr_at_fpr,
     roc,
     roc_auc,
     score_diagnostics,
@@ -157,7 +157,7 @@ def test_evaluate_scores_on_gen2_like_logits_reports_saturation(epoch: tuple) ->
     block = int((logits >= sigmoid_saturation_logit("float32")).sum())
     assert diag["frac_sigmoid1_float32"] == pytest.approx(block / labels.size)
     assert diag["frac_sigmoid1_bfloat16"] > diag["frac_sigmoid1_float32"]
-    assert result["tpr_at_fpr"]["1e-04"]["tpr"] > 0.5
+    assert result["tpr_at_fpr"]["1e-4"]["tpr"] > 0.5
 
 
 def test_duplicated_validation_gives_even_counts_and_overconfident_intervals() -> None:

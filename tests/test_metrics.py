@@ -18,16 +18,23 @@ from scipy.stats import binomtest
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from train.metrics import (
+    Metric,
     clopper_pearson,
     evaluate_scores,
+    find_metric,
     flat_summary,
     fpr_at_tpr,
     fpr_label,
+    get_metric,
+    metric_key,
+    monitorable_metrics,
+    register_metric,
     roc,
     score_diagnostics,
     sigmoid_saturation_logit,
     tpr_at_fpr,
     tpr_at_n_fp,
+    unregister_metric,
 )
 
 SETTINGS = settings(max_examples=60, deadline=None)
@@ -324,9 +331,9 @@ def test_evaluate_scores_layout_and_flat_summary() -> None:
     logits = (rng.normal(size=20_000) * 2 + 5 * labels).astype(np.float32)
     result = evaluate_scores(logits, labels)
     round_trip = json.loads(json.dumps(result, allow_nan=False))
-    assert set(result["tpr_at_fpr"]) == {"1e-04", "1e-03", "1e-02"}
+    assert set(result["tpr_at_fpr"]) == {"1e-4", "1e-3", "1e-2"}
     assert set(result["fpr_at_tpr"]) == {"0.50", "0.70", "0.85"}
-    assert result["tpr_at_fpr"]["1e-03"] == tpr_at_fpr(logits, labels, 1e-3).to_dict()
+    assert result["tpr_at_fpr"]["1e-3"] == tpr_at_fpr(logits, labels, 1e-3).to_dict()
     assert result["tpr10"] == tpr_at_n_fp(logits, labels, 10).to_dict()
     assert result["auc"] == pytest.approx(roc_auc_score(labels, logits), abs=1e-12)
     flat = flat_summary(result)
@@ -335,7 +342,7 @@ def test_evaluate_scores_layout_and_flat_summary() -> None:
     expected |= {"fpr@tpr0.85", "auc", "top_tie_size", "tpr0", "tpr10"}
     assert expected <= set(flat)
     assert all(isinstance(v, float) for v in flat.values())
-    assert flat["tpr@fpr1e-3"] == result["tpr_at_fpr"]["1e-03"]["tpr"]
+    assert flat["tpr@fpr1e-3"] == result["tpr_at_fpr"]["1e-3"]["tpr"]
     assert flat["fpr@tpr0.70"] == result["fpr_at_tpr"]["0.70"]["fpr"]
     assert flat["tpr0"] == result["tpr0"]["tpr"]
 
@@ -392,3 +399,90 @@ def test_plots_write_images(tmp_path) -> None:
         assert img.ndim == 3 and img.shape[0] > 100 and img.std() > 0  # a real, non-blank image
     with pytest.raises(ValueError, match="titles"):
         plot_cutout_grid(np.zeros((2, 3, 64, 64)), ["a"], tmp_path / "bad.png")
+
+
+# ---------------------------------------------------------------------------------------------
+# The metric table: one key formatter, one registration per metric
+# ---------------------------------------------------------------------------------------------
+def test_close_fpr_targets_keep_separate_keys() -> None:
+    # Regression: keys were f"{t:.0e}", so 2.5e-3 and 3e-3 both became "3e-03" and one was lost.
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 2, 4000)
+    logits = rng.normal(size=4000) + 1.5 * labels
+    result = evaluate_scores(logits, labels, fpr_targets=(2.5e-3, 3e-3))
+    assert set(result["tpr_at_fpr"]) == {"2.5e-3", "3e-3"}
+    assert result["tpr_at_fpr"]["2.5e-3"]["target"] == 2.5e-3
+    assert result["tpr_at_fpr"]["3e-3"] == tpr_at_fpr(logits, labels, 3e-3).to_dict()
+    flat = flat_summary(json.loads(json.dumps(result)))
+    assert {"tpr@fpr2.5e-3", "tpr@fpr3e-3"} <= set(flat)
+
+
+def test_targets_with_one_key_are_refused() -> None:
+    labels = np.array([0, 1, 0, 1])
+    with pytest.raises(ValueError, match="same key|both have the key"):
+        evaluate_scores(np.arange(4.0), labels, fpr_targets=(1e-3, 0.001))
+
+
+def test_metric_keys_round_trip_through_the_table() -> None:
+    for kind, target in (("tpr_at_fpr", 2.5e-3), ("fpr_at_tpr", 0.925), ("tpr_at_n_fp", 10)):
+        key = metric_key(kind, target)
+        metric = get_metric(key)
+        assert metric.direction == ("min" if kind == "fpr_at_tpr" else "max")
+    assert metric_key("tpr_at_fpr", 1e-3) == "tpr@fpr1e-3"
+    assert find_metric("tpr@fprbanana") is None
+    with pytest.raises(KeyError, match="unknown metric"):
+        get_metric("no_such_metric")
+
+
+@pytest.fixture
+def toy_metric():
+    """A metric defined and registered here, as a user would add one."""
+    metric = register_metric(
+        Metric(
+            "toy_mean_gap",
+            "mean logit gap",
+            direction="max",
+            panel="TPR / AUC",
+            compute=lambda x: float(x.scores[x.labels].mean() - x.scores[~x.labels].mean()),
+        )
+    )
+    yield metric
+    unregister_metric(metric.name)
+
+
+def test_a_registered_metric_reaches_summary_history_and_early_stopping(toy_metric) -> None:
+    from train.early_stopping import EarlyStopping, EarlyStoppingConfig
+    from train.plots import history_panels
+
+    labels = np.array([0, 0, 1, 1])
+    logits = np.array([0.0, 1.0, 3.0, 5.0])
+    result = evaluate_scores(logits, labels)
+    assert result["toy_mean_gap"] == pytest.approx(3.5)
+    flat = flat_summary(json.loads(json.dumps(result)))
+    assert flat["toy_mean_gap"] == pytest.approx(3.5)
+    assert "toy_mean_gap" in monitorable_metrics()
+    cfg = EarlyStoppingConfig(monitor="toy_mean_gap", mode="max", patience=1)
+    cfg.validate()
+    stopper = EarlyStopping(cfg)
+    assert stopper.update(0, flat) and not stopper.update(1, {"toy_mean_gap": 1.0})
+    assert stopper.should_stop
+    assert "val/toy_mean_gap" in history_panels([{"val/toy_mean_gap": 3.5}])["TPR / AUC"]
+
+
+def test_early_stopping_refuses_the_wrong_direction_and_unknown_metrics() -> None:
+    from common.configio import ConfigError
+    from train.early_stopping import EarlyStoppingConfig
+
+    with pytest.raises(ConfigError, match="early_stopping.mode"):
+        EarlyStoppingConfig(monitor="fpr@tpr0.50", mode="max").validate()
+    with pytest.raises(ConfigError, match="early_stopping.monitor"):
+        EarlyStoppingConfig(monitor="top_tie_size", mode="max").validate()
+
+
+def test_register_metric_refuses_inconsistent_entries() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        register_metric(Metric("auc", "AUC", "max", "TPR / AUC", compute=lambda x: 0.0))
+    with pytest.raises(ValueError, match="operating-point key"):
+        register_metric(Metric("tpr@fpr1e-3", "x", "max", compute=lambda x: 0.0))
+    with pytest.raises(ValueError, match="panel"):
+        register_metric(Metric("toy2", "x", "max", panel="nowhere", compute=lambda x: 0.0))

@@ -21,9 +21,10 @@ from train import trainer as trainer_mod
 from train.checkpoint import load_checkpoint
 from train.cli import main
 from train.config import TrainConfig, load_run_config, resolve_config
-from train.evaluate import SampleAccountingError, evaluate_checkpoint
+from train.errors import NonFiniteLossError, SampleAccountingError
+from train.evaluate import evaluate_checkpoint
 from train.losses import build_loss
-from train.trainer import NonFiniteLossError, run
+from train.trainer import run
 
 #: Odd shard counts everywhere, so the exactly-once partition has to cut shards.
 TINY_SIZES = {"train": (14, 13, 13), "val": (9, 8, 7), "test": (6, 5, 5)}

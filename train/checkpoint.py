@@ -21,14 +21,11 @@ from torch import nn
 from common.atomic import atomic_open
 from train.early_stopping import EarlyStopping
 from train.ema import ema_module_state
+from train.errors import CheckpointError
 
 CHECKPOINT_VERSION = 1
 BEST_NAME = "checkpoints/best.pt"
 LAST_NAME = "checkpoints/last.pt"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable or incompatible."""
 
 
 # -------------------------------------------------------------------------------------- RNG

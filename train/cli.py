@@ -18,7 +18,6 @@ from typing import Any
 
 from common.configio import ConfigError, merge
 from shards.reader import ShardFormatError
-from train.checkpoint import CheckpointError
 from train.config import (
     CONFIG_NAME,
     load_run_config,
@@ -26,7 +25,9 @@ from train.config import (
     preset_names,
     resolve_config,
 )
-from train.evaluate import TrainingError, evaluate_checkpoint
+from train.errors import TrainError
+from train.evaluate import evaluate_checkpoint
+from train.metrics import HEADLINE_METRIC, get_metric
 from train.trainer import check_shards, run
 
 #: ``train run`` flags that are shorthands for config keys.
@@ -132,12 +133,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     summary = report["summary"]
+    auc, headline = get_metric("auc"), get_metric(HEADLINE_METRIC)
     logging.getLogger("train").info(
-        "%s: %d samples, auc %.4f, tpr@fpr1e-3 %.4f -> %s",
+        "%s: %d samples, auc %s, %s %s -> %s",
         args.split,
         report["n_samples"],
-        summary["auc"],
-        summary["tpr@fpr1e-3"],
+        auc.format(summary["auc"]),
+        HEADLINE_METRIC,
+        headline.format(summary[HEADLINE_METRIC]),
         args.out,
     )
     return 0
@@ -157,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"train: config error: {exc}", file=sys.stderr)
         return 2
-    except (TrainingError, CheckpointError, ShardFormatError) as exc:
+    except (TrainError, ShardFormatError) as exc:
         print(f"train: error: {exc}", file=sys.stderr)
         return 1
 

@@ -140,7 +140,7 @@ def all_ranks_true(flag: torch.Tensor) -> bool:
 
 
 def gather_keys(keys: list[str]) -> list[list[str]]:
-    """Every rank's list of sample keys, indexed by rank (feed to ``train.data.count_keys``)."""
+    """Every rank's list of sample keys, indexed by rank (feed to ``train.accounting.accounting``)."""
     return all_gather_object(list(keys))
 
 

@@ -8,22 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.configio import check
-
-#: Validation quantities that can be monitored, and the direction in which they improve. The
-#: ranking metrics are computed on logits (:func:`train.metrics.flat_summary`); ``loss`` is the
-#: validation loss.
-MONITOR_MODES: dict[str, str] = {
-    "tpr@fpr1e-4": "max",
-    "tpr@fpr1e-3": "max",
-    "tpr@fpr1e-2": "max",
-    "tpr0": "max",
-    "tpr10": "max",
-    "auc": "max",
-    "fpr@tpr0.50": "min",
-    "fpr@tpr0.70": "min",
-    "fpr@tpr0.85": "min",
-    "loss": "min",
-}
+from train.metrics import HEADLINE_METRIC, monitorable_metrics
 
 
 @dataclass
@@ -36,7 +21,8 @@ class EarlyStoppingConfig:
         Stop after ``patience`` epochs without improvement. When False the best checkpoint is
         still selected by ``monitor`` but training runs all epochs.
     monitor : str
-        A key of :data:`MONITOR_MODES`.
+        A validation metric with a direction in the metric table
+        (:func:`train.metrics.monitorable_metrics`: ``auc``, ``tpr@fpr1e-3``, ``loss``, ...).
     mode : str
         ``"max"`` or ``"min"``; must match the metric's direction.
     patience : int
@@ -46,7 +32,7 @@ class EarlyStoppingConfig:
     """
 
     enabled: bool = True
-    monitor: str = "tpr@fpr1e-3"
+    monitor: str = HEADLINE_METRIC
     mode: str = "max"
     patience: int = 3
     min_delta: float = 0.0
@@ -54,18 +40,19 @@ class EarlyStoppingConfig:
     def validate(self, prefix: str = "early_stopping") -> None:
         """Check values; raise :class:`~common.configio.ConfigError` naming the key."""
         p = f"{prefix}." if prefix else ""
+        modes = monitorable_metrics()
         check(
-            self.monitor in MONITOR_MODES,
+            self.monitor in modes,
             f"{p}monitor",
-            f"unknown metric '{self.monitor}' (choose from {', '.join(MONITOR_MODES)})",
+            f"unknown metric '{self.monitor}' (choose from {', '.join(modes)})",
         )
         check(self.mode in ("max", "min"), f"{p}mode", "must be 'max' or 'min'")
+        direction = modes[self.monitor]
         check(
-            self.mode == MONITOR_MODES[self.monitor],
+            self.mode == direction,
             f"{p}mode",
-            f"'{self.monitor}' is better when "
-            f"{'higher' if MONITOR_MODES[self.monitor] == 'max' else 'lower'}; "
-            f"set mode: {MONITOR_MODES[self.monitor]}",
+            f"'{self.monitor}' is better when {'higher' if direction == 'max' else 'lower'}; "
+            f"set mode: {direction}",
         )
         check(self.patience >= 1, f"{p}patience", "must be >= 1")
         check(self.min_delta >= 0, f"{p}min_delta", "must be >= 0")

@@ -28,9 +28,10 @@ from tqdm import tqdm
 from common.atomic import atomic_open, atomic_write_text
 from shards.manifest import Manifest
 from shards.reader import IndexedShard
+from train.accounting import accounting, check_exactly_once
 from train.checkpoint import eval_weights, load_checkpoint
 from train.config import config_from_dict
-from train.data import count_keys, make_loader
+from train.data import make_loader
 from train.distributed import (
     DistContext,
     broadcast_object,
@@ -39,6 +40,7 @@ from train.distributed import (
     gather_keys,
     init_distributed,
 )
+from train.errors import TrainingError
 from train.metrics import evaluate_scores, flat_summary
 from train.model import build_model
 from train.plots import plot_cutout_grid, plot_roc, plot_score_hist
@@ -51,14 +53,6 @@ ROC_NAME = "roc.png"
 HIST_NAME = "score_hist.png"
 TOP_CONTROLS_NAME = "top_controls.png"
 BOTTOM_POSITIVES_NAME = "bottom_positives.png"
-
-
-class TrainingError(RuntimeError):
-    """A run or an evaluation stopped because an invariant failed (message says which)."""
-
-
-class SampleAccountingError(TrainingError):
-    """A split was not seen exactly once (samples missing or repeated)."""
 
 
 @dataclass
@@ -152,25 +146,6 @@ def predict(
         np.concatenate(labels) if labels else np.zeros(0, np.int8),
         np.concatenate(logits) if logits else np.zeros(0, np.float32),
     )
-
-
-def accounting(keys_per_rank: list[list[str]], expected: int) -> dict[str, int]:
-    """``samples_seen``, ``unique_samples`` (:func:`train.data.count_keys`) and ``expected``."""
-    return {**count_keys(keys_per_rank), "expected": int(expected)}
-
-
-def check_exactly_once(counts: dict[str, int], what: str, subset: bool = False) -> None:
-    """Raise :class:`SampleAccountingError` unless every sample was seen exactly once.
-
-    With ``subset`` (a step-capped debug epoch) only repeats are an error.
-    """
-    seen, unique, expected = counts["samples_seen"], counts["unique_samples"], counts["expected"]
-    ok = seen == unique and (seen <= expected if subset else seen == expected)
-    if not ok:
-        raise SampleAccountingError(
-            f"{what}: samples_seen={seen}, unique_samples={unique}, expected={expected} "
-            "(the manifest count); every sample must be seen exactly once - stopping"
-        )
 
 
 def gather(local: Predictions, expected: int) -> tuple[Predictions, dict[str, int]]:

@@ -17,7 +17,9 @@ from numpy.typing import ArrayLike, NDArray
 
 from train.metrics import (
     DEFAULT_FPR_TARGETS,
+    PANELS,
     clopper_pearson,
+    find_metric,
     fp_budget,
     fpr_label,
     roc,
@@ -26,6 +28,7 @@ from train.metrics import (
 )
 
 __all__ = [
+    "history_panels",
     "plot_cutout_grid",
     "plot_history",
     "plot_roc",
@@ -272,19 +275,38 @@ def _numeric_items(entry: Mapping[str, Any], prefix: str = "") -> dict[str, floa
     return out
 
 
-def _is_rank_metric(name: str) -> bool:
-    leaf = name.rsplit("/", 1)[-1]
-    return leaf == "auc" or leaf.startswith(("tpr@", "fpr@")) or leaf in ("tpr0", "tpr10")
+def history_panels(rows: Sequence[Mapping[str, float]]) -> dict[str, list[str]]:
+    """Which flattened history fields go to which panel of ``history.png``.
+
+    A field ``a/b/leaf`` goes to the panel of ``leaf`` in the metric table
+    (:func:`train.metrics.find_metric`); fields not in the table, or without a panel, are not drawn.
+
+    Parameters
+    ----------
+    rows : sequence of mapping
+        Flattened history entries (``{"val/auc": 0.9, ...}``).
+
+    Returns
+    -------
+    dict
+        ``{panel: [field, ...]}`` for every panel of :data:`train.metrics.PANELS`, in order.
+    """
+    names = sorted({k for row in rows for k in row} - {"epoch"})
+    panels: dict[str, list[str]] = {panel: [] for panel in PANELS}
+    for name in names:
+        metric = find_metric(name.rsplit("/", 1)[-1])
+        if metric is not None and metric.panel is not None:
+            panels[metric.panel].append(name)
+    return panels
 
 
 def plot_history(history: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     """Training curves per epoch: losses, learning rate, validation ranking metrics.
 
-    Tolerant of the history layout: any numeric field whose name contains ``loss`` goes to the
-    first panel, ``lr`` to the second, and ``auc`` / ``tpr@...`` / ``fpr@...`` / ``tpr0`` /
-    ``tpr10`` (top level or nested, e.g. under ``"val"``; see
-    :func:`train.metrics.flat_summary`) to the third (``fpr@`` on a log axis in the fourth).
-    The x axis is ``epoch`` when present, else the entry index.
+    Tolerant of the history layout: every numeric field, top level or nested (e.g. under
+    ``"val"``; see :func:`train.metrics.flat_summary`), is drawn in the panel its metric-table
+    entry names (:func:`history_panels`): losses, learning rate, TPR / AUC, and FPR at TPR (log
+    axis). The x axis is ``epoch`` when present, else the entry index.
 
     Parameters
     ----------
@@ -300,13 +322,7 @@ def plot_history(history: Sequence[Mapping[str, Any]], path: str | Path) -> Path
     """
     rows = [_numeric_items(entry) for entry in history]
     x = [row.get("epoch", float(i)) for i, row in enumerate(rows)]
-    names = sorted({k for row in rows for k in row} - {"epoch"})
-    panels = {
-        "loss": [n for n in names if "loss" in n.rsplit("/", 1)[-1]],
-        "learning rate": [n for n in names if n.rsplit("/", 1)[-1] == "lr"],
-        "TPR / AUC": [n for n in names if _is_rank_metric(n) and "fpr@" not in n],
-        "FPR at TPR": [n for n in names if "fpr@" in n.rsplit("/", 1)[-1]],
-    }
+    panels = history_panels(rows)
     fig = _new_figure(11.0, 7.0)
     axes = fig.subplots(2, 2, squeeze=False).flat
     for ax, (title, keys) in zip(axes, panels.items(), strict=True):
@@ -318,7 +334,7 @@ def plot_history(history: Sequence[Mapping[str, Any]], path: str | Path) -> Path
         if keys:
             ax.legend(fontsize=7)
             positive = all(row[k] > 0 for row in rows for k in keys if k in row)
-            if title in ("loss", "learning rate", "FPR at TPR") and positive:
+            if PANELS[title] and positive:
                 ax.set_yscale("log")
         else:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)

@@ -13,41 +13,39 @@ from pathlib import Path
 from typing import Any
 
 from shards.manifest import Manifest, ManifestError
+from train.metrics import HEADLINE_METRIC, OPERATING_POINTS, get_metric, metric_key
 
 
 def _fmt_ci(ci: list[float] | None) -> str:
     return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "n/a"
 
 
-def _op_rows(section: dict[str, Any], kind: str) -> list[str]:
-    rows = []
-    for target, op in section.items():
+def _op_row(op: dict[str, Any]) -> str:
+    """One table row of an operating point (label from the metric table, counts, interval)."""
+    kind = op["kind"]
+    name = get_metric(metric_key(kind, op["target"])).label
+    if OPERATING_POINTS[kind].value == "fpr":
+        return (
+            f"| {name} | {op['fpr']:.2e} {_fmt_ci(op['fpr_ci95'])} | "
+            f"{op['tp']}/{op['n_pos']} | {op['fp']} of {op['n_neg']} |"
+        )
+    if kind == "tpr_at_fpr":
         flag = " (fewer than 10 FP: low count)" if op.get("low_count") else ""
-        if kind == "tpr":
-            rows.append(
-                f"| TPR at FPR {target} | {op['tpr']:.3f} {_fmt_ci(op['tpr_ci95'])} | "
-                f"{op['tp']}/{op['n_pos']} | {op['fp']} found, {op['fp_allowed']} allowed of "
-                f"{op['n_neg']}{flag} |"
-            )
-        else:
-            rows.append(
-                f"| FPR at TPR {target} | {op['fpr']:.2e} {_fmt_ci(op['fpr_ci95'])} | "
-                f"{op['tp']}/{op['n_pos']} | {op['fp']} of {op['n_neg']} |"
-            )
-    return rows
+        found = f"{op['fp']} found, {op['fp_allowed']} allowed of {op['n_neg']}{flag}"
+    else:
+        found = f"{op['fp']}"
+    return f"| {name} | {op['tpr']:.3f} {_fmt_ci(op['tpr_ci95'])} | {op['tp']}/{op['n_pos']} | {found} |"
 
 
 def metrics_table(metrics: dict[str, Any]) -> str:
     """Markdown table of the operating points of an ``evaluate_scores`` result."""
     lines = ["| metric | value [95% CI] | TP / positives | false positives |", "|---|---|---|---|"]
-    lines += _op_rows(metrics["tpr_at_fpr"], "tpr")
-    lines += _op_rows(metrics["fpr_at_tpr"], "fpr")
-    for name in ("tpr0", "tpr10"):
-        op = metrics[name]
-        lines.append(
-            f"| {name.upper()} | {op['tpr']:.3f} {_fmt_ci(op['tpr_ci95'])} | "
-            f"{op['tp']}/{op['n_pos']} | {op['fp']} |"
-        )
+    for kind, op in OPERATING_POINTS.items():
+        if op.nested:
+            points = list(metrics.get(kind, {}).values())
+        else:
+            points = [v for v in metrics.values() if isinstance(v, dict) and v.get("kind") == kind]
+        lines += [_op_row(point) for point in points]
     lines.append(
         f"| AUC | {metrics['auc']:.4f} | {metrics['n_pos']} positives | {metrics['n_neg']} negatives |"
     )
@@ -94,17 +92,19 @@ def build_report(shards: Path, run: Path, eval_dir: Path) -> str:
             cells.append(f"{c['ks']:.3f} ({c['p_value']:.2g})" if c else "n/a")
         out.append(f"| {split} | " + " | ".join(cells) + " |")
     history = json.loads(_required(run / "history.json").read_text())  # one record per epoch
+    train_loss, auc, headline = (get_metric(n) for n in ("train_loss", "auc", HEADLINE_METRIC))
     out += [
         "",
         "## Training (`train run`)",
         "",
-        "| epoch | train loss | val AUC | val TPR@FPR1e-3 | samples seen / unique / expected |",
+        f"| epoch | {train_loss.label} | val {auc.label} | val {headline.label} | "
+        "samples seen / unique / expected |",
         "|---|---|---|---|---|",
     ]
     for e in history:
         out.append(
-            f"| {e['epoch']} | {e['train_loss']:.4f} | {e['val']['auc']:.4f} | "
-            f"{e['val']['tpr@fpr1e-3']:.3f} | "
+            f"| {e['epoch']} | {train_loss.format(e['train_loss'])} | "
+            f"{auc.format(e['val']['auc'])} | {headline.format(e['val'][HEADLINE_METRIC])} | "
             f"{e['samples_seen']} / {e['unique_samples']} / {e['expected']} |"
         )
     if (run / "history.png").is_file():

@@ -25,20 +25,16 @@ uninterrupted one. Rank 0 logs and writes; every rank computes.
 from __future__ import annotations
 
 import logging
-import random
 import time
-import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from common.configio import ConfigError, to_dict
-from shards.manifest import Manifest, ManifestError
+from train.accounting import accounting, check_exactly_once, real_keys
 from train.checkpoint import (
     BEST_NAME,
     LAST_NAME,
@@ -64,79 +60,23 @@ from train.distributed import (
 )
 from train.early_stopping import EarlyStopping
 from train.ema import build_ema
-from train.evaluate import (
-    TrainingError,
-    accounting,
-    check_exactly_once,
-    compute_metrics,
-    evaluate_checkpoint,
-    gather,
-    move_batch,
-    predict,
-    write_json,
+from train.errors import NonFiniteLossError, TrainingError
+from train.evaluate import evaluate_checkpoint, gather, move_batch, predict, write_json
+from train.history import (
+    TEST_DIR_NAME,
+    TEST_METRICS_NAME,
+    RunSummary,
+    epoch_message,
+    test_summary,
+    write_history,
 )
 from train.losses import build_loss
-from train.metrics import flat_summary
 from train.model import build_model
 from train.optim import build_optimizer, build_scheduler, clip_gradients
-from train.plots import plot_history
+from train.runtime import check_shards, configure_backends, seed_epoch
+from train.validation import validation_record
 
 log = logging.getLogger(__name__)
-
-HISTORY_NAME = "history.json"
-HISTORY_PLOT_NAME = "history.png"
-TEST_DIR_NAME = "test"
-TEST_METRICS_NAME = "test_metrics.json"
-
-
-class NonFiniteLossError(TrainingError):
-    """The training loss became NaN or infinite."""
-
-
-@dataclass
-class RunSummary:
-    """What :func:`run` did.
-
-    Attributes
-    ----------
-    status : str
-        ``completed`` (all epochs), ``early_stopped`` or ``interrupted`` (``stop_after_epochs``).
-    epochs_done : int
-        Epochs completed in total (including earlier invocations).
-    best_epoch : int or None
-        Epoch of ``checkpoints/best.pt``.
-    best_value : float or None
-        Its monitored validation metric.
-    test : dict
-        Flat test metrics of the best checkpoint (empty when interrupted).
-    """
-
-    status: str
-    epochs_done: int
-    best_epoch: int | None
-    best_value: float | None
-    test: dict[str, float] = field(default_factory=dict)
-
-
-def seed_epoch(seed: int, epoch: int, rank: int) -> None:
-    """Seed python, numpy and torch (all devices) from ``(seed, epoch, rank)``."""
-    value = int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
-    random.seed(value)
-    np.random.seed(value)  # noqa: NPY002 (third-party code may use the global RNG)
-    torch.manual_seed(value)
-
-
-def configure_backends(cfg: TrainConfig, device: torch.device) -> None:
-    """Deterministic algorithms on CPU (when asked); fast TF32 / cuDNN autotuning on CUDA."""
-    if device.type == "cpu":
-        torch.use_deterministic_algorithms(cfg.deterministic)
-        # CPU depthwise-conv weight grads have a different (equivalent) stride on their size-1
-        # dim than DDP's bucket views; DDP copies them and warns once per rank. Harmless.
-        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
-    else:
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
 
 
 class Trainer:
@@ -290,20 +230,7 @@ class Trainer:
         record["epoch_time_s"] = round(time.perf_counter() - t0, 3)
         self.history.append(record)
         self.save(epoch, improved)
-        val = record["val"]
-        log.info(
-            "epoch %d/%d: train_loss %.4f lr %.3g | val loss %.4f auc %.4f %s %.4f%s | %.1f s",
-            epoch + 1,
-            self.cfg.epochs,
-            record["train_loss"],
-            record["lr"],
-            val["loss"],
-            val["auc"],
-            self.cfg.early_stopping.monitor,
-            val[self.cfg.early_stopping.monitor],
-            " (best)" if improved else "",
-            record["epoch_time_s"],
-        )
+        log.info(epoch_message(record, self.cfg.epochs, self.cfg.early_stopping.monitor, improved))
         return record
 
     def train_one_epoch(self, epoch: int) -> dict[str, Any]:
@@ -342,9 +269,7 @@ class Trainer:
             w = weight.sum().detach()
             loss_sum += loss.detach() * w
             weight_sum += w
-            keys += [
-                k for k, wk in zip(batch["key"], batch["weight"].tolist(), strict=True) if wk > 0
-            ]
+            keys += real_keys(batch["key"], batch["weight"].tolist())
             bar.update()
         bar.close()
         counts = accounting(gather_keys(keys), loader.expected)
@@ -371,11 +296,7 @@ class Trainer:
         )
         pred, counts = gather(local, loader.expected)
         self._check_counts(epoch, counts, "val", subset=False)
-        logits = torch.from_numpy(pred.logits)
-        labels = torch.from_numpy(pred.labels.astype(np.float32))
-        val_loss = float(self.loss_fn(logits, labels, torch.ones_like(labels)))
-        metrics = flat_summary(compute_metrics(pred, f"epoch {epoch}: validation"))
-        return {"loss": val_loss, **metrics, **counts}
+        return validation_record(pred, counts, self.loss_fn, f"epoch {epoch}: validation")
 
     # -------------------------------------------------------------------- stopping
     def _check_counts(
@@ -441,10 +362,7 @@ class Trainer:
         self, history: list[dict[str, Any]] | None = None, plot: bool = False
     ) -> None:
         """Write ``history.json`` (and ``history.png`` when ``plot``); rank 0 only."""
-        history = self.history if history is None else history
-        write_json(history, self.run_dir / HISTORY_NAME)
-        if plot and history:
-            plot_history(history, self.run_dir / HISTORY_PLOT_NAME)
+        write_history(self.history if history is None else history, self.run_dir, plot)
 
     def test_best(self) -> dict[str, float]:
         """Evaluate ``checkpoints/best.pt`` on the test split; write ``test/`` and ``test_metrics.json``."""
@@ -457,33 +375,12 @@ class Trainer:
             ctx=self.ctx,
             progress=self.cfg.progress,
         )
-        summary = {
-            "checkpoint": BEST_NAME,
-            "epoch": report["checkpoint"]["epoch"],
-            "monitor": self.cfg.early_stopping.monitor,
-            "monitor_value": self.early.best,
-            **{k: report[k] for k in ("samples_seen", "unique_samples", "expected")},
-            "metrics": report["summary"],
-        }
         if self.ctx.is_main:
-            write_json(summary, self.run_dir / TEST_METRICS_NAME)
-            log.info(
-                "test (best epoch %d): auc %.4f tpr@fpr1e-3 %.4f",
-                summary["epoch"],
-                report["summary"]["auc"],
-                report["summary"]["tpr@fpr1e-3"],
+            summary = test_summary(
+                report, BEST_NAME, self.cfg.early_stopping.monitor, self.early.best
             )
+            write_json(summary, self.run_dir / TEST_METRICS_NAME)
         return report["summary"]
-
-
-def check_shards(shards_dir: Path) -> None:
-    """Refuse a missing dataset directory or an unreadable manifest (as a config error)."""
-    if not shards_dir.is_dir():
-        raise ConfigError("shards", f"directory not found: {shards_dir}")
-    try:
-        Manifest.load(shards_dir)
-    except ManifestError as exc:
-        raise ConfigError("shards", str(exc)) from None
 
 
 def run(
