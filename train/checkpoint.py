@@ -9,6 +9,7 @@ previous checkpoint intact.
 
 from __future__ import annotations
 
+import logging
 import random
 import shutil
 from pathlib import Path
@@ -184,3 +185,20 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(ckpt, dict) or ckpt.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(f"{path}: not a version-{CHECKPOINT_VERSION} training checkpoint")
     return ckpt
+
+
+def restore_rank_rng(states: list[dict[str, Any]], rank: int, world_size: int) -> None:
+    """Restore this rank's RNG state from a checkpoint saved by ``len(states)`` ranks.
+
+    With a different world size the states are not restored (every epoch re-seeds them anyway);
+    a warning says so.
+    """
+    if len(states) == world_size:
+        restore_rng(states[rank])
+    else:
+        logging.getLogger(__name__).warning(
+            "checkpoint saved by %d ranks, resuming with %d: RNG states not restored "
+            "(every epoch re-seeds them anyway)",
+            len(states),
+            world_size,
+        )

@@ -101,6 +101,13 @@ class EarlyStopping:
             self.stopped_epoch = epoch
         return False
 
+    def stop_message(self) -> str:
+        """Why training stopped early (for the log)."""
+        return (
+            f"early stopping after epoch {self.stopped_epoch}: {self.cfg.monitor} did not improve "
+            f"for {self.bad_epochs} epochs (best {self.best} at epoch {self.best_epoch})"
+        )
+
     @property
     def should_stop(self) -> bool:
         """True once ``patience`` epochs in a row failed to improve (and stopping is enabled)."""

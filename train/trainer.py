@@ -42,7 +42,7 @@ from train.checkpoint import (
     collect_state,
     copy_checkpoint,
     load_checkpoint,
-    restore_rng,
+    restore_rank_rng,
     restore_state,
     save_checkpoint,
 )
@@ -168,16 +168,7 @@ class Trainer:
             early_stopping=self.early,
             scaler=None,
         )
-        rng = ckpt["rng"]
-        if len(rng) == self.ctx.world_size:
-            restore_rng(rng[self.ctx.rank])
-        else:
-            log.warning(
-                "checkpoint saved by %d ranks, resuming with %d: RNG states not restored "
-                "(every epoch re-seeds them anyway)",
-                len(rng),
-                self.ctx.world_size,
-            )
+        restore_rank_rng(ckpt["rng"], self.ctx.rank, self.ctx.world_size)
         self.history = list(ckpt["history"])
         self.start_epoch = int(ckpt["epoch"]) + 1
         self.step = int(ckpt["step"])
@@ -201,15 +192,7 @@ class Trainer:
             ran += 1
         if self.early.should_stop:
             status = "early_stopped"
-            log.info(
-                "early stopping after epoch %d: %s did not improve for %d epochs (best %s at "
-                "epoch %s)",
-                self.early.stopped_epoch,
-                self.cfg.early_stopping.monitor,
-                self.early.bad_epochs,
-                self.early.best,
-                self.early.best_epoch,
-            )
+            log.info(self.early.stop_message())
         summary = RunSummary(status, len(self.history), self.early.best_epoch, self.early.best)
         if self.ctx.is_main:
             self._write_history(plot=True)
