@@ -12,7 +12,7 @@ import torch
 
 from shards.manifest import Manifest
 from shards.reader import IndexedShard
-from tests.test_trainer import tiny_config, write_dataset
+from tests.runs import tiny_config, write_dataset
 from train.checkpoint import eval_weights, load_checkpoint
 from train.cli import main
 from train.config import config_from_dict

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from tests.test_trainer import tiny_config, write_dataset
+from tests.runs import tiny_config, write_dataset
 from train.checkpoint import load_checkpoint
 from train.cli import main
 from train.trainer import run

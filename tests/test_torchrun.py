@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from shards.manifest import Manifest
-from tests.test_trainer import assert_exactly_once, tiny_overrides, write_dataset
+from tests.runs import assert_exactly_once, tiny_overrides, write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 

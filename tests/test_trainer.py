@@ -1,7 +1,6 @@
 """The training loop on a tiny real dataset: outputs, accounting, early stopping, failures, CLI.
 
-Also hosts the tiny-run helpers (:func:`write_dataset`, :func:`tiny_config`) that the other
-trainer test files import.
+The tiny-run helpers live in :mod:`tests.runs`; the ``dataset`` fixture in ``conftest.py``.
 """
 
 from __future__ import annotations
@@ -15,67 +14,21 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from common.configio import merge, to_dict
-from tests.datasets import make_tiny_dataset
+from common.configio import to_dict
+from tests.runs import (
+    TINY_SIZES,
+    assert_exactly_once,
+    read_history,
+    tiny_config,
+)
 from train import trainer as trainer_mod
 from train.checkpoint import load_checkpoint
 from train.cli import main
-from train.config import TrainConfig, load_run_config, resolve_config
+from train.config import load_run_config, resolve_config
 from train.errors import NonFiniteLossError, SampleAccountingError
 from train.evaluate import evaluate_checkpoint
 from train.losses import build_loss
 from train.trainer import run
-
-#: Odd shard counts everywhere, so the exactly-once partition has to cut shards.
-TINY_SIZES = {"train": (14, 13, 13), "val": (9, 8, 7), "test": (6, 5, 5)}
-
-TINY_OVERRIDES: dict[str, Any] = {
-    "epochs": 2,
-    "device": "cpu",
-    "progress": False,
-    "history_plot_every": 0,
-    "data": {"batch_size": 8, "num_workers": 0, "shuffle_buffer": 16},
-    "model": {
-        "arch": "convnext_atto",
-        "depths": [1, 1, 1, 1],
-        "dims": [16, 32, 64, 128],
-        "drop_rate": 0.1,
-        "drop_path_rate": 0.1,
-    },
-    "optim": {"lr": 2e-3, "warmup_epochs": 0.5},
-    "early_stopping": {"patience": 5},
-}
-
-
-def write_dataset(root: Path, sizes: dict[str, tuple[int, ...]] = TINY_SIZES) -> Path:
-    """A tiny dataset whose positives carry a bright ring (learnable in a few steps)."""
-    make_tiny_dataset(root, sizes, seed=0, ring_amp=1.0)
-    return root
-
-
-def tiny_overrides(**extra: Any) -> dict[str, Any]:
-    """:data:`TINY_OVERRIDES` merged with nested ``extra``."""
-    return merge(TINY_OVERRIDES, extra)
-
-
-def tiny_config(**extra: Any) -> TrainConfig:
-    """A validated tiny CPU config (:func:`tiny_overrides`)."""
-    return resolve_config(overrides=tiny_overrides(**extra))
-
-
-def read_history(run_dir: Path) -> list[dict[str, Any]]:
-    return json.loads((run_dir / "history.json").read_text())
-
-
-def assert_exactly_once(record: dict[str, Any]) -> None:
-    """samples_seen == unique_samples == expected (> 0)."""
-    assert record["expected"] > 0
-    assert record["samples_seen"] == record["unique_samples"] == record["expected"]
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_dataset(tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture(scope="module")
