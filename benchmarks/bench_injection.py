@@ -42,8 +42,9 @@ from builder.inject.host_shape import HostShape  # noqa: E402
 from builder.inject.psf import band_kernel_ffts, convolve, moffat_kernel, quantize_fwhm  # noqa: E402
 from builder.inject.render import PixelGrid, render_lensed, render_lensed_adaptive  # noqa: E402
 from builder.inject.sampler import Draw, draw_parameters  # noqa: E402
-from builder.inject.source import sersic_b_n  # noqa: E402
+from builder.inject.source_light.sersic import sersic_b_n  # noqa: E402
 from builder.photometry import band_fluxes_nmgy  # noqa: E402
+from builder.psfmodel import DEFAULT_MOFFAT_BETA  # noqa: E402
 from shards.schema import BANDS, PIXEL_SCALE_ARCSEC, STAMP_SHAPE, STAMP_SIZE_PIX  # noqa: E402
 
 CATALOG = {
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
     draws = [draw_parameters(rng, cfg, shape) for _ in range(args.n)]
     fluxes = [band_fluxes_nmgy(d.sed, d.redshift, d.mag_r) for d in draws]
     grid = PixelGrid(STAMP_SIZE_PIX, PIXEL_SCALE_ARCSEC, cfg.supersample)
-    spectra = band_kernel_ffts(fwhms, cfg.psf_beta, cfg.psf_kernel_radius_fwhm)
+    spectra = band_kernel_ffts(fwhms, DEFAULT_MOFFAT_BETA, cfg.psf_kernel_radius_fwhm)
 
     def run_inject() -> None:
         r = np.random.default_rng(1)
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
         for fwhm in fwhms:
             if with_psf:
                 kernel = moffat_kernel(
-                    quantize_fwhm(fwhm), cfg.psf_beta, cfg.psf_kernel_radius_fwhm
+                    quantize_fwhm(fwhm), DEFAULT_MOFFAT_BETA, cfg.psf_kernel_radius_fwhm
                 )
                 psf = PSF(psf_type="PIXEL", kernel_point_source=np.array(kernel))
             else:

@@ -27,7 +27,7 @@ from shards.reader import IndexedShard  # noqa: E402
 
 def build(out: Path, n: int, dtype: str, parents: Path | None) -> Manifest:
     overrides = {"output": {"dtype": dtype, "samples_per_shard": 1000},
-                 "input": {"n_synthetic": n}}
+                 "input": {"synthetic": {"n_parents": n}}}
     if parents is not None:
         overrides["input"] = {"kind": "parquet", "path": str(parents)}
     return make_shards(load_build_config(None, overrides), out, BuildOptions(progress=False))

@@ -36,7 +36,7 @@ from builder.inject.render import (
     render_lensed_adaptive,
     subpixel_coordinates,
 )
-from builder.inject.source import SersicParams, sersic_b_n
+from builder.inject.source_light.sersic import SersicParams, sersic_b_n
 from shards.schema import PIXEL_SCALE_ARCSEC, STAMP_SIZE_PIX
 
 PIX = PIXEL_SCALE_ARCSEC

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from builder.inject import InjectionConfig, InjectionResult, inject_arc
+from builder.inject.config import SourceConfig
 from builder.inject.host_shape import HostShape
 from builder.inject.sampler import REJECTION_REASONS, draw_parameters
 from builder.photometry import band_fluxes_nmgy, nmgy_to_mag
@@ -49,7 +50,8 @@ def host() -> np.ndarray:
 
 
 def test_draws_respect_configured_ranges():
-    cfg = InjectionConfig(theta_e_arcsec=(0.8, 2.0), source_mag_r=(24.0, 25.0), source_z=(1.5, 2.0))
+    source = SourceConfig(mag_r=(24.0, 25.0), z=(1.5, 2.0))
+    cfg = InjectionConfig(theta_e_arcsec=(0.8, 2.0), source=source)
     rng = np.random.default_rng(11)
     host_shape = HostShape(q=0.35, phi_deg=170.0, measured=True)
     draws = [draw_parameters(rng, cfg, host_shape) for _ in range(2000)]
@@ -59,17 +61,18 @@ def test_draws_respect_configured_ranges():
     lens_q = np.array([d.lens.q for d in draws])
     assert lens_q.min() >= cfg.lens_q_range[0] and lens_q.max() <= cfg.lens_q_range[1]
     offset = np.array([math.hypot(d.source.x_arcsec, d.source.y_arcsec) for d in draws])
-    assert np.all(offset <= cfg.source_offset_max_theta_e * theta + 1e-12)
-    for name, values in {
-        "source_re_arcsec": [d.source.re_arcsec for d in draws],
-        "source_n_sersic": [d.source.n_sersic for d in draws],
-        "source_q": [d.source.q for d in draws],
-        "source_mag_r": [d.mag_r for d in draws],
-        "source_z": [d.redshift for d in draws],
-    }.items():
-        lo, hi = getattr(cfg, name)
+    assert np.all(offset <= source.offset_max_theta_e * theta + 1e-12)
+    shape = source.section("sersic")
+    for (lo, hi), values, name in (
+        (shape.re_arcsec, [d.source.re_arcsec for d in draws], "re"),
+        (shape.n, [d.source.n_sersic for d in draws], "n"),
+        (shape.q, [d.source.q for d in draws], "q"),
+        (source.mag_r, [d.mag_r for d in draws], "mag_r"),
+        (source.z, [d.redshift for d in draws], "z"),
+    ):
         assert lo <= min(values) and max(values) <= hi, name
-    assert {d.sed for d in draws} == set(cfg.source_seds)
+        assert max(values) - min(values) > 0.8 * (hi - lo), name  # the range is explored
+    assert {d.sed for d in draws} == set(source.seds)
     g = np.array([[d.lens.gamma1, d.lens.gamma2] for d in draws])
     assert np.std(g, axis=0) == pytest.approx([cfg.shear_sigma] * 2, rel=0.1)
     # the mass angle scatters around the host light's angle (wrapping at 180 deg)
@@ -213,13 +216,13 @@ def test_config_roundtrip_and_errors_name_the_key():
     assert from_mapping(InjectionConfig, to_dict(cfg), "injection") == cfg
     bad = {
         "theta_e_arcsec": [-1.0, 2.0],
-        "source_seds": ["Im", "Sbc"],
+        "source": {"seds": ["Im", "Sbc"]},
         "max_draws": 0,
         "gain_e_per_nmgy": [1e4, 1e4],
         "noise_sigma_method": "guess",
-        "psf_beta": 1.0,
+        "psf_kernel_radius_fwhm": 0.5,
     }
-    expected_key = {"source_seds": "injection.source_seds[1]"}
+    expected_key = {"source": "injection.source.seds[1]"}
     for key, value in bad.items():
         with pytest.raises(ConfigError) as err:
             from_mapping(InjectionConfig, {key: value}, "injection")

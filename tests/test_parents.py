@@ -336,7 +336,7 @@ def test_unusable_files_raise_source_error(tmp_path: Path) -> None:
         ({"missing_depth": "guess"}, "parquet.missing_depth"),
         ({"band_keys": ["a", "b"]}, "parquet.band_keys"),
         ({"column_map": {"redshift": "z"}}, "parquet.column_map.redshift"),
-        ({"psf_beta": 1.0}, "parquet.psf_beta"),
+        ({"psf_beta": 3.5}, "parquet.psf_beta"),  # one PSF beta for the build: psf.moffat_beta
         ({"annulus_inner_pix": 40}, "parquet.annulus_inner_pix"),
         ({"id_colum": "x"}, "parquet.id_colum"),
     ],

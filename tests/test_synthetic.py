@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from builder.executors import make_executor
 from builder.parents.base import ParentRecord
 from builder.parents.config import ParquetConfig, SynthConfig
 from builder.parents.parquet import ParquetSource
@@ -31,6 +32,7 @@ from builder.photometry import (
     nmgy_to_mag,
     sigma_pix_from_psfdepth,
 )
+from builder.psfmodel import DEFAULT_MOFFAT_BETA
 from builder.validate import check_catalog, check_stamp
 from common.configio import ConfigError, from_mapping
 from shards.schema import BANDS, CATALOG_FIELDS, PIXEL_SCALE_ARCSEC
@@ -101,12 +103,12 @@ def test_sky_noise_matches_psfdepth() -> None:
         p = draw_params(9, i, CFG)
         img = render_stamp(p, CFG, noise_rng=np.random.default_rng(i), kinds=())
         for b in range(len(BANDS)):
-            nea = moffat_nea_pix(p.psfsize_arcsec[b], CFG.psf_beta)
+            nea = moffat_nea_pix(p.psfsize_arcsec[b], DEFAULT_MOFFAT_BETA)
             want = float(sigma_pix_from_psfdepth(p.psfdepth[b], nea))
             assert float(np.std(img[b])) == pytest.approx(want, rel=0.05)
             assert abs(float(np.mean(img[b]))) < 5 * want / 64  # zero-mean sky
             # The stamp-based estimator used for missing depths recovers it too.
-            est = estimate_psfdepth(img[b], p.psfsize_arcsec[b], CFG.psf_beta)
+            est = estimate_psfdepth(img[b], p.psfsize_arcsec[b], DEFAULT_MOFFAT_BETA)
             assert est == pytest.approx(p.psfdepth[b], rel=0.15)
 
 
@@ -187,7 +189,8 @@ def test_synthetic_parquet_round_trips(tmp_path: Path) -> None:
     ("mapping", "key"),
     [
         ({"mag_r_range": [21.0, 18.0]}, "synthetic.mag_r_range"),
-        ({"psf_beta": 1.0}, "synthetic.psf_beta"),
+        ({"n_parents": 0}, "synthetic.n_parents"),
+        ({"psf_beta": 3.5}, "synthetic.psf_beta"),  # one PSF beta: psf.moffat_beta
         ({"neighbour_red_fraction": 1.5}, "synthetic.neighbour_red_fraction"),
         ({"depth5_z_mag": [22.0]}, "synthetic.depth5_z_mag"),
         ({"sersic_n": 9.0}, "synthetic.sersic_n"),
@@ -204,13 +207,14 @@ def test_bad_arguments_raise() -> None:
         make_parent(-1, 0, CFG)
     with pytest.raises(ValueError):
         render_stamp(draw_params(0, 0, CFG), CFG, kinds=("quasar",))
-    with pytest.raises(ConfigError):
-        list(iter_synthetic_parents(1, 0, dataclasses.replace(CFG, star_mean=-1.0)))
+    with pytest.raises(ConfigError):  # validated once, when the config is loaded
+        from_mapping(SynthConfig, {"star_mean": -1.0}, "synthetic")
 
 
 def test_parallel_render_writes_the_same_file(tmp_path) -> None:
-    from builder.parents.synthetic import write_synthetic_parquet
-
     a = write_synthetic_parquet(tmp_path / "a.parquet", 30, 3, CFG, row_group_size=8)
-    b = write_synthetic_parquet(tmp_path / "b.parquet", 30, 3, CFG, row_group_size=8, workers=2)
+    with make_executor("local", 2) as pool:
+        b = write_synthetic_parquet(
+            tmp_path / "b.parquet", 30, 3, CFG, row_group_size=8, executor=pool, window=2
+        )
     assert a.read_bytes() == b.read_bytes()

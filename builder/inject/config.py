@@ -7,9 +7,11 @@ Every field has a documented default; :meth:`InjectionConfig.validate` raises
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from builder.inject.noise import DEFAULT_GAIN_E_PER_NMGY
+from builder.inject.source_light import SOURCE_LIGHTS
 from common.configio import check, check_between, check_range
 from shards.schema import BANDS
 
@@ -17,6 +19,92 @@ from shards.schema import BANDS
 KNOWN_SEDS: tuple[str, ...] = ("E", "Im", "Scd")
 #: Ways to estimate the per-pixel background noise used by the S/N cut.
 NOISE_SIGMA_METHODS: tuple[str, ...] = ("psfdepth", "annulus_mad")
+
+
+def _default_source_sections() -> dict[str, Any]:
+    return {name: entry.config_cls() for name, entry in SOURCE_LIGHTS.items()}
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """The lensed background galaxy (``injection.source``): light model, colours, placement.
+
+    Besides the fields below it has one section per registered source-light model
+    (:data:`builder.inject.source_light.SOURCE_LIGHTS`), written ``injection.source.<name>``
+    (``injection.source.sersic``, ``injection.source.clumpy``, ...); only the section(s) the
+    chosen model reads are used.
+
+    Attributes
+    ----------
+    model : str
+        Registered source-light model. Default ``"sersic"``.
+    mag_r : tuple[float, float]
+        Unlensed r-band AB magnitude range of the whole source. Never tied to the host.
+        Default ``(23.0, 26.0)``.
+    seds : tuple[str, ...]
+        SED templates (GalSim CWW) drawn with equal probability; they set the g-r and r-z colours
+        at the drawn redshift. Default ``("Im", "Scd")``.
+    z : tuple[float, float]
+        Source redshift range. Default ``(1.0, 3.0)``.
+    offset_max_theta_e : float
+        Placement rule: the source centre is uniform in area within a disk of radius
+        ``offset_max_theta_e * theta_e`` around the lens centre. Default 0.5.
+    sections : dict
+        Model name -> config of that model.
+    """
+
+    model: str = "sersic"
+    mag_r: tuple[float, float] = (23.0, 26.0)
+    seds: tuple[str, ...] = ("Im", "Scd")
+    z: tuple[float, float] = (1.0, 3.0)
+    offset_max_theta_e: float = 0.5
+    sections: dict[str, Any] = field(default_factory=_default_source_sections)
+
+    @classmethod
+    def config_sections(cls) -> dict[str, type]:
+        """Registered source-light models -> their config classes (see ``from_mapping``)."""
+        return {name: entry.config_cls for name, entry in SOURCE_LIGHTS.items()}
+
+    def section(self, name: str) -> Any:
+        """The config section of model ``name`` (its defaults if it was registered later)."""
+        if name not in self.sections:
+            return SOURCE_LIGHTS[name].config_cls()
+        return self.sections[name]
+
+    def validate(self, prefix: str = "injection.source") -> None:
+        """Raise :class:`~common.configio.ConfigError` naming the first invalid key.
+
+        The model sections are validated where they are built (``from_mapping``).
+        """
+        models = sorted(SOURCE_LIGHTS)
+        check(
+            self.model in SOURCE_LIGHTS,
+            f"{prefix}.model",
+            f"unknown source-light model {self.model!r} (registered: {', '.join(models)})",
+        )
+        check_range(self.mag_r, f"{prefix}.mag_r", lo=10.0, hi=35.0)
+        check_seds(self.seds, f"{prefix}.seds")
+        check_range(self.z, f"{prefix}.z", lo=0.01, hi=6.0)
+        check(
+            0.0 < self.offset_max_theta_e <= 2.0,
+            f"{prefix}.offset_max_theta_e",
+            f"must be in (0, 2] (got {self.offset_max_theta_e})",
+        )
+
+
+def check_seds(seds: Any, key: str) -> None:
+    """Validate a non-empty list of :data:`KNOWN_SEDS` names (errors name ``key[i]``)."""
+    check(
+        isinstance(seds, list | tuple) and len(seds) > 0,
+        key,
+        f"expected a non-empty list of SED names, got {seds!r}",
+    )
+    for i, sed in enumerate(seds):
+        check(
+            sed in KNOWN_SEDS,
+            f"{key}[{i}]",
+            f"unknown SED {sed!r} (known: {', '.join(KNOWN_SEDS)})",
+        )
 
 
 @dataclass(frozen=True)
@@ -40,32 +128,13 @@ class InjectionConfig:
         Gaussian scatter of the mass position angle about the host light's, degrees. Default 10.
     shear_sigma : float
         Standard deviation of each external-shear component ``gamma1, gamma2``. Default 0.05.
-    source_re_arcsec : tuple[float, float]
-        Sersic half-light radius (product average of the semi-axes), arcsec. Default
-        ``(0.1, 0.5)``.
-    source_n_sersic : tuple[float, float]
-        Sersic index range. Default ``(0.5, 2.0)``.
-    source_q : tuple[float, float]
-        Source axis ratio range; the position angle is uniform in [0, 180) deg.
-        Default ``(0.3, 1.0)``.
-    source_mag_r : tuple[float, float]
-        Unlensed r-band AB magnitude range of the source. Never tied to the host.
-        Default ``(23.0, 26.0)``.
-    source_seds : tuple[str, ...]
-        SED templates (GalSim CWW) drawn with equal probability; they set the g-r and r-z colours
-        at the drawn redshift. Default ``("Im", "Scd")``.
-    source_z : tuple[float, float]
-        Source redshift range. Default ``(1.0, 3.0)``.
-    source_offset_max_theta_e : float
-        Source placement rule: the source centre is uniform in area within a disk of radius
-        ``source_offset_max_theta_e * theta_e`` around the lens centre. Default 0.5.
+    source : SourceConfig
+        The lensed galaxy: light model and its section, magnitude, SEDs, redshift, placement.
     supersample : int
         Sub-pixels per pixel side for the ray tracing. Default 4.
     adaptive_supersample : bool
         Supersample only the pixels where the arc has flux (the rest take the mean of their
         ray-traced corners); matches full supersampling to ~1e-4 relative L2. Default True.
-    psf_beta : float
-        Moffat ``beta`` of the model PSF (FWHM = the catalog ``psfsize_b``). Default 3.5.
     psf_kernel_radius_fwhm : float
         Half-width of the Moffat kernel in units of the FWHM (capped at 31 pixels). Default 4.
     gain_e_per_nmgy : tuple[float, float, float]
@@ -93,16 +162,9 @@ class InjectionConfig:
     lens_q_range: tuple[float, float] = (0.4, 1.0)
     lens_phi_sigma_deg: float = 10.0
     shear_sigma: float = 0.05
-    source_re_arcsec: tuple[float, float] = (0.1, 0.5)
-    source_n_sersic: tuple[float, float] = (0.5, 2.0)
-    source_q: tuple[float, float] = (0.3, 1.0)
-    source_mag_r: tuple[float, float] = (23.0, 26.0)
-    source_seds: tuple[str, ...] = ("Im", "Scd")
-    source_z: tuple[float, float] = (1.0, 3.0)
-    source_offset_max_theta_e: float = 0.5
+    source: SourceConfig = field(default_factory=SourceConfig)
     supersample: int = 4
     adaptive_supersample: bool = True
-    psf_beta: float = 3.5
     psf_kernel_radius_fwhm: float = 4.0
     gain_e_per_nmgy: tuple[float, float, float] = DEFAULT_GAIN_E_PER_NMGY
     min_magnification: float = 5.0
@@ -131,34 +193,11 @@ class InjectionConfig:
             f"must be >= 0 (got {self.lens_phi_sigma_deg})",
         )
         check_between(self.shear_sigma, f"{p}shear_sigma", 0.0, 0.3)
-        check_range(self.source_re_arcsec, f"{p}source_re_arcsec", lo=0.01, hi=5.0)
-        check_range(self.source_n_sersic, f"{p}source_n_sersic", lo=0.3, hi=8.0)
-        check_range(self.source_q, f"{p}source_q", lo=0.05, hi=1.0)
-        check_range(self.source_mag_r, f"{p}source_mag_r", lo=10.0, hi=35.0)
-        seds = self.source_seds
-        check(
-            isinstance(seds, list | tuple) and len(seds) > 0,
-            f"{p}source_seds",
-            f"expected a non-empty list of SED names, got {seds!r}",
-        )
-        for i, sed in enumerate(seds):
-            check(
-                sed in KNOWN_SEDS,
-                f"{p}source_seds[{i}]",
-                f"unknown SED {sed!r} (known: {', '.join(KNOWN_SEDS)})",
-            )
-        check_range(self.source_z, f"{p}source_z", lo=0.01, hi=6.0)
-        check(
-            0.0 < self.source_offset_max_theta_e <= 2.0,
-            f"{p}source_offset_max_theta_e",
-            f"must be in (0, 2] (got {self.source_offset_max_theta_e})",
-        )
         check(
             isinstance(self.supersample, int) and 1 <= self.supersample <= 16,
             f"{p}supersample",
             f"must be an integer in [1, 16] (got {self.supersample!r})",
         )
-        check(self.psf_beta > 1.0, f"{p}psf_beta", f"must be > 1 (got {self.psf_beta})")
         check_between(self.psf_kernel_radius_fwhm, f"{p}psf_kernel_radius_fwhm", 1.0, 10.0)
         gains = self.gain_e_per_nmgy
         check(

@@ -1,4 +1,4 @@
-"""Supersampled ray-traced rendering of a lensed Sersic source, binned to survey pixels.
+"""Supersampled ray-traced rendering of a lensed source, binned to survey pixels.
 
 Pixel convention (identical to lenstronomy's ``PixelGrid`` with
 ``transform_pix2angle = diag(s, s)`` and ``ra_at_xy_0 = dec_at_xy_0 = -c s``): array element
@@ -9,28 +9,27 @@ pixel is sampled by ``k x k`` sub-pixels at offsets ``((m + 1/2) / k - 1/2)`` pi
 (lenstronomy's regular supersampling); the pixel value is the mean sub-pixel surface
 brightness times the pixel area, so it is a flux (flux is conserved).
 
-The grid is ray-traced once per draw and the source evaluated once as a unit-flux profile; the
-per-band images are that unit image times the band fluxes.
+The source is anything behind the source-light protocol
+(:mod:`builder.inject.source_light`): each colour component is a unit-flux profile
+(:class:`~builder.inject.source_light.UnitProfile`) evaluated once on the ray-traced grid, and
+the per-band images are that unit image times the component's band fluxes
+(:func:`render_components`).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from builder.inject.lensing import LensParams, count_images, ray_shoot
-from builder.inject.source import SersicParams, sersic_peak_sb, sersic_surface_brightness
+from builder.inject.source_light import SourceLight, UnitProfile
 from shards.schema import PIXEL_SCALE_ARCSEC, STAMP_SIZE_PIX
 
-#: Adaptive rendering: corner surface brightness (relative to the source's central value)
+#: Adaptive rendering: corner surface brightness (relative to the profile's peak value)
 #: above which a pixel is supersampled.
 ADAPTIVE_REL_THRESHOLD = 1e-4
-#: Adaptive rendering: pixels whose source-plane footprint comes within this many half-light
-#: radii (major axis) of the source centre are always supersampled.
-CORE_RADIUS_RE = 2.0
 
 
 @dataclass(frozen=True)
@@ -182,7 +181,7 @@ def trace_corners(lens: LensParams, grid: PixelGrid) -> tuple[np.ndarray, np.nda
 
 def n_images(
     lens: LensParams,
-    source: SersicParams,
+    source: SourceLight | UnitProfile,
     grid: PixelGrid,
     corners: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> int:
@@ -192,8 +191,8 @@ def n_images(
     ----------
     lens : LensParams
         The lens.
-    source : SersicParams
-        The source (only its centre is used).
+    source : SourceLight or UnitProfile
+        The source (only its centre, ``source.center_arcsec()``, is used).
     grid : PixelGrid
         The stamp geometry (pixel resolution is used, not the supersampled grid).
     corners : tuple of np.ndarray or None
@@ -205,20 +204,22 @@ def n_images(
         Image count (the infinitely demagnified central image of the SIE is not counted).
     """
     bx, by = corners if corners is not None else trace_corners(lens, grid)
-    return count_images(bx, by, source.x_arcsec, source.y_arcsec, exclude=central_cells(grid))
+    x_arcsec, y_arcsec = source.center_arcsec()
+    return count_images(bx, by, x_arcsec, y_arcsec, exclude=central_cells(grid))
 
 
 def render_lensed(
-    lens: LensParams, source: SersicParams, grid: PixelGrid, flux: float = 1.0
+    lens: LensParams, source: UnitProfile, grid: PixelGrid, flux: float = 1.0
 ) -> np.ndarray:
-    """Noiseless lensed image of a Sersic source before the PSF, supersampled everywhere.
+    """Noiseless lensed image of one source component before the PSF, supersampled everywhere.
 
     Parameters
     ----------
     lens : LensParams
         SIE + shear lens centred on the stamp.
-    source : SersicParams
-        Source-plane Sersic profile.
+    source : UnitProfile
+        Source-plane unit-flux profile (e.g. a
+        :class:`~builder.inject.source_light.sersic.SersicLight`).
     grid : PixelGrid
         Stamp geometry and supersampling.
     flux : float
@@ -231,13 +232,16 @@ def render_lensed(
     """
     x, y = subpixel_coordinates(grid)
     bx, by = ray_shoot(x, y, lens)
-    sb = sersic_surface_brightness(bx, by, source, flux=flux)
-    return bin_to_pixels(sb, grid).astype(np.float32, copy=False)
+    sb = source.unit_surface_brightness(bx, by)
+    image = bin_to_pixels(sb, grid)
+    if flux != 1.0:
+        image = image * flux
+    return image.astype(np.float32, copy=False)
 
 
 def render_lensed_adaptive(
     lens: LensParams,
-    source: SersicParams,
+    source: UnitProfile,
     grid: PixelGrid,
     flux: float = 1.0,
     corners: tuple[np.ndarray, np.ndarray] | None = None,
@@ -247,10 +251,11 @@ def render_lensed_adaptive(
 
     The source is first evaluated at the ray-traced pixel corners. A pixel is supersampled
     (``k x k`` sub-pixels, exactly as :func:`render_lensed`) when one of its corners is brighter
-    than ``rel_threshold`` times the source's central surface brightness, or when the
-    source-plane bounding box of its corners comes within ``CORE_RADIUS_RE`` half-light radii
-    (along the major axis) of the source centre, so that a source smaller than a pixel's
-    footprint is never missed. Every other pixel takes the mean of its four corners.
+    than ``rel_threshold`` times the profile's peak (``source.peak_unit_sb_arcsec2()``), or
+    when the source-plane bounding box of its corners comes within
+    ``source.core_radius_arcsec()`` of ``source.center_arcsec()`` (for a Sersic, two half-light
+    radii along the major axis), so that a source smaller than a pixel's footprint is never
+    missed. Every other pixel takes the mean of its four corners.
 
     Parameters
     ----------
@@ -269,24 +274,63 @@ def render_lensed_adaptive(
     """
     n = grid.n_pix
     bx, by = corners if corners is not None else trace_corners(lens, grid)
-    sb = sersic_surface_brightness(bx, by, source, flux=flux)
+    sb = source.unit_surface_brightness(bx, by)
     c00, c01, c10, c11 = sb[:-1, :-1], sb[:-1, 1:], sb[1:, :-1], sb[1:, 1:]
     image = 0.25 * (c00 + c01 + c10 + c11)
-    peak = sersic_peak_sb(flux, source.re_arcsec, source.n_sersic)
-    level = rel_threshold * peak
+    level = rel_threshold * source.peak_unit_sb_arcsec2()
     active = (c00 > level) | (c01 > level) | (c10 > level) | (c11 > level)
     # source-plane bounding box of each pixel's corners, grown by the source core radius
-    reach = CORE_RADIUS_RE * source.re_arcsec / math.sqrt(source.q)
-    active |= _footprint_near(bx, source.x_arcsec, reach) & _footprint_near(
-        by, source.y_arcsec, reach
-    )
+    reach = source.core_radius_arcsec()
+    x0, y0 = source.center_arcsec()
+    active |= _footprint_near(bx, x0, reach) & _footprint_near(by, y0, reach)
     idx = np.flatnonzero(active)
     if idx.size:
         xc, yc, dx, dy = _adaptive_geometry(grid)
         xs = xc[idx, None] + dx[None, :]
         ys = yc[idx, None] + dy[None, :]
         sbx, sby = ray_shoot(xs, ys, lens)
-        sub = sersic_surface_brightness(sbx, sby, source, flux=flux)
+        sub = source.unit_surface_brightness(sbx, sby)
         image.reshape(-1)[idx] = sub.mean(axis=1)
     image *= float(grid.pixel_area_arcsec2)
+    if flux != 1.0:
+        image *= flux
     return image.reshape(n, n).astype(np.float32, copy=False)
+
+
+def render_components(
+    lens: LensParams,
+    light: SourceLight,
+    grid: PixelGrid,
+    adaptive: bool = True,
+    corners: tuple[np.ndarray, np.ndarray] | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Lensed unit-flux image of every colour component of ``light``, before the PSF.
+
+    Parameters
+    ----------
+    lens : LensParams
+        The lens.
+    light : SourceLight
+        The source-light model.
+    grid : PixelGrid
+        Stamp geometry and supersampling.
+    adaptive : bool
+        Use :func:`render_lensed_adaptive` (else :func:`render_lensed`).
+    corners : tuple of np.ndarray or None
+        Output of :func:`trace_corners` for ``lens`` if already computed.
+
+    Returns
+    -------
+    list of (np.ndarray, np.ndarray)
+        Per component: float32 ``(n_pix, n_pix)`` image of unit unlensed flux (its sum is the
+        component's magnification) and the component's unlensed flux per band, nmgy. The
+        lensed image in band ``b`` is ``sum(image * flux[b])``.
+    """
+    out = []
+    for profile, flux_nmgy in light.components():
+        if adaptive:
+            unit = render_lensed_adaptive(lens, profile, grid, corners=corners)
+        else:
+            unit = render_lensed(lens, profile, grid)
+        out.append((unit, np.asarray(flux_nmgy, dtype=np.float64)))
+    return out

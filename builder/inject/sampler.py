@@ -34,15 +34,11 @@ from builder.inject.noise import (
     psf_nea_pix,
 )
 from builder.inject.psf import band_kernel_ffts, convolve
-from builder.inject.render import (
-    PixelGrid,
-    n_images,
-    render_lensed,
-    render_lensed_adaptive,
-    trace_corners,
-)
-from builder.inject.source import SersicParams
-from builder.photometry import band_fluxes_nmgy, nmgy_to_mag
+from builder.inject.render import PixelGrid, n_images, render_components, trace_corners
+from builder.inject.source_light import SOURCE_LIGHTS, Photometry, SourceLight
+from builder.inject.source_light.base import uniform
+from builder.photometry import nmgy_to_mag
+from builder.psfmodel import DEFAULT_MOFFAT_BETA
 from shards.schema import BANDS, PIXEL_SCALE_ARCSEC, STAMP_SHAPE, STAMP_SIZE_PIX
 
 #: Rejection reasons, in the order the cuts are applied.
@@ -87,25 +83,33 @@ class Draw:
     ----------
     lens : LensParams
         SIE + shear lens.
-    source : SersicParams
-        Sersic source (position relative to the lens centre).
-    mag_r : float
-        Unlensed r-band AB magnitude of the source.
-    sed : str
-        SED template name.
-    redshift : float
-        Source redshift.
+    source : SourceLight
+        The lensed galaxy's light, of the model ``cfg.source.model`` (position relative to the
+        lens centre); its ``photometry`` gives ``mag_r``, ``sed`` and ``redshift``.
     """
 
     lens: LensParams
-    source: SersicParams
-    mag_r: float
-    sed: str
-    redshift: float
+    source: SourceLight
 
+    @property
+    def photometry(self) -> Photometry | None:
+        """Magnitude, SED and redshift of the source (None if the model has none)."""
+        return getattr(self.source, "photometry", None)
 
-def _uniform(rng: np.random.Generator, pair: tuple[float, float]) -> float:
-    return float(rng.uniform(pair[0], pair[1]))
+    @property
+    def mag_r(self) -> float | None:
+        """Unlensed r-band AB magnitude of the source."""
+        return None if self.photometry is None else self.photometry.mag_r
+
+    @property
+    def sed(self) -> str | None:
+        """SED template name."""
+        return None if self.photometry is None else self.photometry.sed
+
+    @property
+    def redshift(self) -> float | None:
+        """Source redshift."""
+        return None if self.photometry is None else self.photometry.redshift
 
 
 def _truncated_normal(
@@ -128,7 +132,8 @@ def draw_parameters(rng: np.random.Generator, cfg: InjectionConfig, host: HostSh
 
     The generator is called the same number of times whatever the values, so draws are
     reproducible and aligned between hosts. Only the mass shape depends on the host, through
-    its light shape; the source (magnitude included) never does.
+    its light shape; the source (magnitude included) never does. The lens and the source centre
+    are drawn here; the rest of the source by its model's ``draw`` (``cfg.source.model``).
 
     Parameters
     ----------
@@ -144,50 +149,54 @@ def draw_parameters(rng: np.random.Generator, cfg: InjectionConfig, host: HostSh
     Draw
         The parameters.
     """
-    theta_e = _uniform(rng, cfg.theta_e_arcsec)
+    theta_e = uniform(rng, cfg.theta_e_arcsec)
     lo, hi = cfg.lens_q_range
     lens_q = _truncated_normal(rng, host.q, cfg.lens_q_sigma, lo, hi)
     lens_phi = (host.phi_deg + cfg.lens_phi_sigma_deg * float(rng.standard_normal())) % 180.0
     gamma1, gamma2 = (float(g) for g in cfg.shear_sigma * rng.standard_normal(2))
     # source centre uniform in area within a disk of radius f * theta_E
-    radius = cfg.source_offset_max_theta_e * theta_e * math.sqrt(float(rng.uniform()))
+    radius = cfg.source.offset_max_theta_e * theta_e * math.sqrt(float(rng.uniform()))
     angle = float(rng.uniform(0.0, 2.0 * math.pi))
-    source = SersicParams(
-        x_arcsec=radius * math.cos(angle),
-        y_arcsec=radius * math.sin(angle),
-        re_arcsec=_uniform(rng, cfg.source_re_arcsec),
-        n_sersic=_uniform(rng, cfg.source_n_sersic),
-        q=_uniform(rng, cfg.source_q),
-        phi_deg=float(rng.uniform(0.0, 180.0)),
-    )
-    mag_r = _uniform(rng, cfg.source_mag_r)
-    sed = str(cfg.source_seds[int(rng.integers(len(cfg.source_seds)))])
-    redshift = _uniform(rng, cfg.source_z)
+    x_arcsec, y_arcsec = radius * math.cos(angle), radius * math.sin(angle)
+    source = SOURCE_LIGHTS[cfg.source.model].draw(rng, cfg.source, x_arcsec, y_arcsec)
     lens = LensParams(theta_e, lens_q, lens_phi, gamma1, gamma2)
-    return Draw(lens=lens, source=source, mag_r=mag_r, sed=sed, redshift=redshift)
+    return Draw(lens=lens, source=source)
 
 
 def _draw_params(draw: Draw, band_flux_nmgy: np.ndarray) -> dict[str, Any]:
     lens, src = draw.lens, draw.source
+    x_arcsec, y_arcsec = src.center_arcsec()
     out: dict[str, Any] = {
         "theta_e_arcsec": lens.theta_e_arcsec,
         "lens_q": lens.q,
         "lens_phi_deg": lens.phi_deg,
         "gamma1": lens.gamma1,
         "gamma2": lens.gamma2,
-        "source_x_arcsec": src.x_arcsec,
-        "source_y_arcsec": src.y_arcsec,
-        "source_re_arcsec": src.re_arcsec,
-        "source_n_sersic": src.n_sersic,
-        "source_q": src.q,
-        "source_phi_deg": src.phi_deg,
-        "source_z": draw.redshift,
-        "source_sed": draw.sed,
+        "source_x_arcsec": x_arcsec,
+        "source_y_arcsec": y_arcsec,
+        **src.metadata(),
     }
+    if draw.photometry is not None:
+        out["source_z"] = draw.redshift
+        out["source_sed"] = draw.sed
     mags = nmgy_to_mag(band_flux_nmgy)
     for b, band in enumerate(BANDS):
         out[f"source_mag_{band}"] = float(mags[b])
     return out
+
+
+def _magnification(components: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Lensed / unlensed r-band flux in the stamp, before the PSF.
+
+    One component: its unit image's sum (exactly, with no round trip through the flux). Several
+    (colours differ): the r-flux-weighted mean of the components' magnifications.
+    """
+    mus = [float(unit.sum(dtype=np.float64)) for unit, _ in components]
+    if len(mus) == 1:
+        return mus[0]
+    r = BANDS.index("r")
+    weights = [float(flux[r]) for _, flux in components]
+    return float(np.dot(mus, weights) / np.sum(weights))
 
 
 def inject_arc(
@@ -196,8 +205,9 @@ def inject_arc(
     rng: np.random.Generator,
     cfg: InjectionConfig,
     psf_images: np.ndarray | None = None,
+    moffat_beta: float = DEFAULT_MOFFAT_BETA,
 ) -> InjectionResult:
-    """Inject a strongly lensed Sersic arc into a host cutout.
+    """Inject a strongly lensed arc (source-light model ``cfg.source.model``) into a cutout.
 
     Parameters
     ----------
@@ -210,7 +220,9 @@ def inject_arc(
     cfg : InjectionConfig
         Distributions and cuts.
     psf_images : np.ndarray or None
-        Optional ``(3, K, K)`` PSF images (K odd) used instead of Moffat(psfsize, psf_beta).
+        Optional ``(3, K, K)`` PSF images (K odd) used instead of Moffat(psfsize, moffat_beta).
+    moffat_beta : float
+        Moffat index of the model PSF (the build's ``psf.moffat_beta``).
 
     Returns
     -------
@@ -222,8 +234,8 @@ def inject_arc(
         raise ValueError(f"stamp must have shape {STAMP_SHAPE}, got {stamp.shape}")
     fwhms = [float(catalog[f"psfsize_{b}"]) for b in BANDS]
     gains = [float(g) for g in cfg.gain_e_per_nmgy]
-    spectra = band_kernel_ffts(fwhms, cfg.psf_beta, cfg.psf_kernel_radius_fwhm, psf_images)
-    nea = psf_nea_pix(fwhms, cfg.psf_beta, psf_images)
+    spectra = band_kernel_ffts(fwhms, moffat_beta, cfg.psf_kernel_radius_fwhm, psf_images)
+    nea = psf_nea_pix(fwhms, moffat_beta, psf_images)
     sigma = background_sigma_nmgy(stamp, catalog, nea, cfg.noise_sigma_method)
     host = measure_host_shape(stamp[BANDS.index("r")])
     grid = PixelGrid(STAMP_SIZE_PIX, PIXEL_SCALE_ARCSEC, cfg.supersample)
@@ -244,18 +256,20 @@ def inject_arc(
         if cfg.require_multiple_images and images < 2:
             rejections["multiple_images"] += 1
             continue
-        # unit source flux: the image sum is the magnification
-        if cfg.adaptive_supersample:
-            unit = render_lensed_adaptive(draw.lens, draw.source, grid, corners=corners)
-        else:
-            unit = render_lensed(draw.lens, draw.source, grid)
-        magnification = float(unit.sum(dtype=np.float64))
+        # one unit-flux image per colour component: its sum is that component's magnification
+        components = render_components(
+            draw.lens, draw.source, grid, cfg.adaptive_supersample, corners
+        )
+        magnification = _magnification(components)
         if magnification < cfg.min_magnification:
             rejections["magnification"] += 1
             continue
-        flux = band_fluxes_nmgy(draw.sed, draw.redshift, draw.mag_r)
-        # one FFT of the unit image, one kernel per band, then the band fluxes
-        arc = convolve(unit, spectra) * flux.astype(np.float32)[:, None, None]
+        flux = draw.source.total_flux_nmgy()
+        # one FFT per component image, one kernel per band, then the component's band fluxes
+        arc = None
+        for unit, comp_flux in components:
+            term = convolve(unit, spectra) * comp_flux.astype(np.float32)[:, None, None]
+            arc = term if arc is None else arc + term
         snr = optimal_snr(arc, sigma, gains)
         snr_total = float(np.sqrt(np.sum(snr * snr)))
         if snr_total < cfg.min_arc_snr:

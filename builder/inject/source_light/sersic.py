@@ -1,4 +1,6 @@
-"""Elliptical Sersic surface brightness normalised to a given total flux.
+"""The Sersic source-light model (``injection.source.model: sersic``, the default).
+
+Elliptical Sersic surface brightness normalised to a given total flux.
 
 ``I(R) = I_e exp(-b_n [(R / R_e)^(1/n) - 1])`` (Sersic 1968) with the elliptical radius
 ``R^2 = q x'^2 + y'^2 / q`` (``x'`` along the major axis), so ``R_e`` is the product average of
@@ -13,14 +15,59 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import special
 
+from builder.inject.source_light.base import (
+    Photometry,
+    SourceLight,
+    draw_photometry,
+    register_source_light,
+    uniform,
+)
+from common.configio import check_range
+
+if TYPE_CHECKING:  # pragma: no cover
+    from builder.inject.config import SourceConfig
+
+#: Adaptive rendering: pixels whose source-plane footprint comes within this many half-light
+#: radii (major axis) of the source centre are always supersampled.
+CORE_RADIUS_RE = 2.0
+
 
 @dataclass(frozen=True)
-class SersicParams:
-    """An elliptical Sersic source.
+class SersicConfig:
+    """Shape distribution of the Sersic source (``injection.source.sersic``).
+
+    Attributes
+    ----------
+    re_arcsec : tuple[float, float]
+        Half-light radius (product average of the semi-axes), arcsec, uniform. Default
+        ``(0.1, 0.5)``.
+    n : tuple[float, float]
+        Sersic index, uniform. Default ``(0.5, 2.0)``.
+    q : tuple[float, float]
+        Axis ratio (minor/major), uniform; the position angle is uniform in [0, 180) deg.
+        Default ``(0.3, 1.0)``.
+    """
+
+    re_arcsec: tuple[float, float] = (0.1, 0.5)
+    n: tuple[float, float] = (0.5, 2.0)
+    q: tuple[float, float] = (0.3, 1.0)
+
+    def validate(self, prefix: str = "injection.source.sersic") -> None:
+        """Raise :class:`~common.configio.ConfigError` naming the first invalid key."""
+        check_range(self.re_arcsec, f"{prefix}.re_arcsec", lo=0.01, hi=5.0)
+        check_range(self.n, f"{prefix}.n", lo=0.3, hi=8.0)
+        check_range(self.q, f"{prefix}.q", lo=0.05, hi=1.0)
+
+
+@register_source_light("sersic", SersicConfig)
+@dataclass(frozen=True)
+class SersicLight(SourceLight):
+    """An elliptical Sersic source with one colour (a :class:`SourceLight` of one component).
 
     Attributes
     ----------
@@ -34,6 +81,10 @@ class SersicParams:
         Axis ratio (minor/major) in (0, 1].
     phi_deg : float
         Major-axis position angle, degrees from +x towards +y.
+    flux_nmgy : tuple of float
+        Unlensed g, r, z flux, nmgy (default 1 in every band: a unit-flux profile).
+    photometry : Photometry or None
+        Magnitude, SED and redshift the fluxes came from (None when given directly).
     """
 
     x_arcsec: float
@@ -42,6 +93,68 @@ class SersicParams:
     n_sersic: float
     q: float
     phi_deg: float
+    flux_nmgy: tuple[float, ...] = (1.0, 1.0, 1.0)
+    photometry: Photometry | None = None
+
+    @classmethod
+    def draw(
+        cls, rng: np.random.Generator, cfg: SourceConfig, x_arcsec: float, y_arcsec: float
+    ) -> SersicLight:
+        """Draw shape (re, n, q, angle) then photometry: seven generator calls.
+
+        Parameters
+        ----------
+        rng : np.random.Generator
+            Random generator.
+        cfg : SourceConfig
+            ``injection.source`` (this model reads ``cfg.section("sersic")``).
+        x_arcsec, y_arcsec : float
+            Source centre, arcsec from the lens centre.
+
+        Returns
+        -------
+        SersicLight
+            The source.
+        """
+        shape: SersicConfig = cfg.section("sersic")
+        re_arcsec = uniform(rng, shape.re_arcsec)
+        n_sersic = uniform(rng, shape.n)
+        q = uniform(rng, shape.q)
+        phi_deg = float(rng.uniform(0.0, 180.0))
+        phot = draw_photometry(rng, cfg)
+        flux = tuple(float(f) for f in phot.band_fluxes_nmgy())
+        return cls(x_arcsec, y_arcsec, re_arcsec, n_sersic, q, phi_deg, flux, phot)
+
+    def unit_surface_brightness(
+        self, beta_x_arcsec: np.ndarray, beta_y_arcsec: np.ndarray
+    ) -> np.ndarray:
+        """Unit-flux surface brightness, arcsec^-2 (float32 in, float32 out)."""
+        return sersic_surface_brightness(beta_x_arcsec, beta_y_arcsec, self)
+
+    def peak_unit_sb_arcsec2(self) -> float:
+        """Central unit-flux surface brightness, arcsec^-2."""
+        return sersic_peak_sb(1.0, self.re_arcsec, self.n_sersic)
+
+    def center_arcsec(self) -> tuple[float, float]:
+        """Source centre, arcsec from the lens."""
+        return self.x_arcsec, self.y_arcsec
+
+    def core_radius_arcsec(self) -> float:
+        """``CORE_RADIUS_RE`` half-light radii along the major axis, arcsec."""
+        return CORE_RADIUS_RE * self.re_arcsec / math.sqrt(self.q)
+
+    def metadata(self) -> dict[str, Any]:
+        """``source_re_arcsec``, ``source_n_sersic``, ``source_q``, ``source_phi_deg``."""
+        return {
+            "source_re_arcsec": self.re_arcsec,
+            "source_n_sersic": self.n_sersic,
+            "source_q": self.q,
+            "source_phi_deg": self.phi_deg,
+        }
+
+
+#: Name used by the lenstronomy cross-checks and older call sites: a Sersic of unit flux.
+SersicParams = SersicLight
 
 
 def sersic_b_n(n_sersic: float) -> float:
@@ -85,7 +198,7 @@ def sersic_peak_sb(flux: float, re_arcsec: float, n_sersic: float) -> float:
 
 
 def sersic_surface_brightness(
-    x_arcsec: np.ndarray, y_arcsec: np.ndarray, source: SersicParams, flux: float = 1.0
+    x_arcsec: np.ndarray, y_arcsec: np.ndarray, source: SersicLight, flux: float = 1.0
 ) -> np.ndarray:
     """Surface brightness of an elliptical Sersic with total flux ``flux``.
 
@@ -93,7 +206,7 @@ def sersic_surface_brightness(
     ----------
     x_arcsec, y_arcsec : np.ndarray
         Positions (source plane), arcsec; float32 input gives float32 output.
-    source : SersicParams
+    source : SersicLight
         Shape and position of the source.
     flux : float
         Total flux, e.g. nanomaggies (default 1: a unit-flux profile).
