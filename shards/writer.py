@@ -1,8 +1,13 @@
-"""The one shard writer: deterministic, atomic tar shards via webdataset's ``TarWriter``.
+"""The one shard writer: deterministic, atomic tar shards.
 
 A shard is written under a temporary name while its sha256 is computed on the fly; on close an
 offset index (``X.idx.json``) is written beside it and the tar is renamed into place. Fixed mtime,
 owner and mode make the same samples give byte-identical shards.
+
+The tar bytes are those webdataset's ``TarWriter`` writes (members in sorted suffix order, plain
+ustar headers), produced by :class:`shards.tarstream.TarStream` from the standard library alone:
+importing webdataset imports torch, which builder processes must not carry. The offset index is
+recorded from the exact offsets of each member as it is written.
 """
 
 from __future__ import annotations
@@ -12,18 +17,26 @@ import io
 import json
 import os
 import tarfile
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import webdataset as wds
 
 from common.atomic import atomic_write_text, tmp_path_for
 from shards.codecs import json_bytes, npy_bytes
 from shards.errors import SampleEncodeError
-from shards.schema import MEMBERS, STORAGE_DTYPES, MemberTable, index_name, is_valid_key
+from shards.schema import (
+    INDEX_VERSION,
+    MEMBERS,
+    STORAGE_DTYPES,
+    MemberTable,
+    index_name,
+    is_valid_key,
+)
+from shards.tarstream import TarStream
 
 __all__ = [
     "STORAGE_DTYPES",
@@ -32,6 +45,7 @@ __all__ = [
     "ShardWriter",
     "build_index",
     "encode_sample",
+    "index_entry",
     "json_bytes",
     "npy_bytes",
     "write_shard",
@@ -172,7 +186,7 @@ class _HashingFile(io.RawIOBase):
 def build_index(
     tar_path: str | Path, sha256: str, schema_version: int = MEMBERS.schema_version
 ) -> dict[str, Any]:
-    """Offset index of a shard: for each sample, (header offset, data offset, size) per member.
+    """Offset index of a shard: per sample, (header offset, data offset, size, crc32) per member.
 
     Computed with :mod:`tarfile` from the written file, so it is exactly what tar itself sees.
     """
@@ -185,9 +199,14 @@ def build_index(
                 current = {"key": key, "members": {}}
                 samples.append(current)
             # the ustar header block that directly precedes the data (after any PAX header)
-            current["members"][suffix] = [m.offset_data - tarfile.BLOCKSIZE, m.offset_data, m.size]
+            fh = tf.extractfile(m)  # None for a non-file member (never written by the writer)
+            data = fh.read() if fh is not None else b""
+            current["members"][suffix] = index_entry(
+                m.offset_data - tarfile.BLOCKSIZE, m.offset_data, data
+            )
     return {
         "schema_version": schema_version,
+        "index_version": INDEX_VERSION,
         "tar_sha256": sha256,
         "tar_bytes": os.path.getsize(tar_path),
         "n_samples": len(samples),
@@ -224,65 +243,42 @@ class ShardWriter:
         self._tmp = tmp_path_for(self.path)
         self._fh = None
         self._hf: _HashingFile | None = None
-        self._tw: wds.TarWriter | None = None
+        self._tar: TarStream | None = None
         self._seen: set[str] = set()
         self._index_samples: list[dict[str, Any]] = []
-        self._layout_ok = True
 
     def __enter__(self) -> ShardWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self._tmp, "wb")
-        try:
-            self._hf = _HashingFile(self._fh)
-            self._tw = wds.TarWriter(
-                self._hf,
-                user=TAR_USER,
-                group=TAR_USER,
-                mode=TAR_MODE,
-                encoder=False,
-                mtime=TAR_MTIME,  # webdataset's default format: plain POSIX ustar
-            )
-        except BaseException:
-            self._fh.close()
-            self._tmp.unlink(missing_ok=True)
-            raise
+        self._hf = _HashingFile(self._fh)
+        self._tar = TarStream(
+            self._hf, mtime=TAR_MTIME, mode=TAR_MODE, uname=TAR_USER, gname=TAR_USER
+        )
         return self
 
     def write(self, sample: Sample) -> None:
         """Encode and append one sample (a duplicate key or a bad sample raises
         :class:`SampleEncodeError`, a ``ValueError``)."""
-        assert self._tw is not None, "use ShardWriter as a context manager"
+        assert self._tar is not None, "use ShardWriter as a context manager"
         if sample.key in self._seen:
             raise SampleEncodeError(f"duplicate key {sample.key} in {self.path.name}")
         encoded = encode_sample(sample, self.dtype, self.members)
-        start = self._hf.n
-        self._tw.write(encoded)
-        self._record_offsets(sample.key, encoded, start, self._hf.n)
+        payloads = _member_payloads(sample.key, encoded)  # checked before any byte is written
+        members: dict[str, list[int]] = {}
+        for suffix, data in payloads:
+            header_offset, data_offset = self._tar.add(f"{sample.key}.{suffix}", data)
+            members[suffix] = index_entry(header_offset, data_offset, data)
+        self._index_samples.append({"key": sample.key, "members": members})
         self._seen.add(sample.key)
         self.info.keys.append(sample.key)
         self.info.n_samples += 1
         self.info.n_pos += int(sample.label == 1)
         self.info.n_neg += int(sample.label == 0)
 
-    def _record_offsets(self, key: str, encoded: dict[str, Any], start: int, end: int) -> None:
-        """Index entry of a sample from the byte counter: ``TarWriter`` writes the members in
-        sorted order, each as one 512-byte ustar header plus data padded to 512 bytes. If the
-        bytes written disagree with that layout (e.g. an extra PAX header), the index is rebuilt
-        from the finished file with :mod:`tarfile` instead."""
-        members: dict[str, list[int]] = {}
-        pos = start
-        for suffix in sorted(k for k in encoded if k != "__key__"):
-            size = len(encoded[suffix])
-            members[suffix] = [pos, pos + tarfile.BLOCKSIZE, size]
-            pos += tarfile.BLOCKSIZE + size + (-size % tarfile.BLOCKSIZE)
-        if pos != end:
-            self._layout_ok = False
-        self._index_samples.append({"key": key, "members": members})
-
     def __exit__(self, exc_type, exc, tb) -> None:
-        assert self._tw is not None and self._fh is not None and self._hf is not None
+        assert self._tar is not None and self._fh is not None and self._hf is not None
         try:
-            self._tw.close()  # closes the tar stream (writes end blocks), not our file
+            self._tar.close()  # end-of-archive blocks and record padding
             if exc_type is None:
                 self._fh.flush()
                 os.fsync(self._fh.fileno())
@@ -293,18 +289,41 @@ class ShardWriter:
             return
         self.info.sha256 = self._hf.h.hexdigest()
         self.info.bytes = self._hf.n
-        if self._layout_ok:
-            index = {
-                "schema_version": self.members.schema_version,
-                "tar_sha256": self.info.sha256,
-                "tar_bytes": self.info.bytes,
-                "n_samples": len(self._index_samples),
-                "samples": self._index_samples,
-            }
-        else:
-            index = build_index(self._tmp, self.info.sha256, self.members.schema_version)
+        index = {
+            "schema_version": self.members.schema_version,
+            "index_version": INDEX_VERSION,
+            "tar_sha256": self.info.sha256,
+            "tar_bytes": self.info.bytes,
+            "n_samples": len(self._index_samples),
+            "samples": self._index_samples,
+        }
         atomic_write_text(index_name(str(self.path)), json.dumps(index, separators=(",", ":")))
         os.replace(self._tmp, self.path)
+
+
+def _member_payloads(key: str, encoded: Mapping[str, Any]) -> list[tuple[str, bytes]]:
+    """(suffix, bytes) of the members of an encoded sample in the order webdataset's
+    ``TarWriter`` writes them: sorted by suffix, ``_``-prefixed entries skipped, ``str`` values
+    as UTF-8."""
+    out = []
+    for suffix in sorted(k for k in encoded if k != "__key__" and not k.startswith("_")):
+        value = encoded[suffix]
+        if isinstance(value, str):
+            value = value.encode("utf-8")
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise SampleEncodeError(f"{key}.{suffix}: encoded to {type(value).__name__}, not bytes")
+        out.append((suffix, value))
+    return out
+
+
+def index_entry(header_offset: int, data_offset: int, data: bytes) -> list[int]:
+    """The offset-index entry of one member: ``[header offset, data offset, size, crc32]``.
+
+    The one place an entry is made while writing (:func:`build_index` makes the same entries
+    from a finished file); a further per-member field (e.g. a checksum of ``data``) is appended
+    here and in :func:`build_index`.
+    """
+    return [header_offset, data_offset, len(data), zlib.crc32(data) & 0xFFFFFFFF]
 
 
 def write_shard(
