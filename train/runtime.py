@@ -37,6 +37,16 @@ def configure_backends(cfg: TrainConfig, device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
+def validation_controls(shards_dir: Path) -> int | None:
+    """Controls (label 0) in the dataset's ``val`` split per its manifest; None if unknown."""
+    try:
+        splits = Manifest.load(shards_dir).splits
+    except ManifestError:
+        return None
+    n_neg = splits.get("val", {}).get("n_neg")
+    return int(n_neg) if n_neg is not None else None
+
+
 def check_shards(shards_dir: Path) -> None:
     """Refuse a missing dataset directory or an unreadable manifest (as a config error)."""
     if not shards_dir.is_dir():

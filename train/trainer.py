@@ -73,7 +73,14 @@ from train.history import (
 from train.losses import build_loss
 from train.model import build_model
 from train.optim import build_optimizer, build_scheduler, clip_gradients
-from train.runtime import check_shards, configure_backends, seed_epoch
+from train.rundir import HISTORY_KEY as DATASET_CHANGE_KEY
+from train.rundir import (
+    check_same_dataset,
+    dataset_fingerprint,
+    last_checkpoint_note,
+    lock_run_dir,
+)
+from train.runtime import check_shards, configure_backends, seed_epoch, validation_controls
 from train.validation import validation_record
 
 log = logging.getLogger(__name__)
@@ -94,6 +101,8 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, shards_dir: Path, run_dir: Path, ctx: DistContext):
         self.cfg, self.shards_dir, self.run_dir, self.ctx = cfg, shards_dir, run_dir, ctx
+        self.dataset = dataset_fingerprint(shards_dir)  # recorded in every checkpoint
+        self.allow_dataset_change = False
         configure_backends(cfg, ctx.device)
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.model).place(ctx.device, cfg.precision, cfg.channels_last)
@@ -113,7 +122,9 @@ class Trainer:
         self.scheduler = build_scheduler(
             self.optimizer, cfg.optim, self.steps_per_epoch, cfg.epochs
         )
-        self.early = EarlyStopping(cfg.early_stopping)
+        self.early = EarlyStopping(cfg.early_stopping, n_val_neg=validation_controls(shards_dir))
+        if self.early.warning and ctx.is_main:
+            log.warning(self.early.warning)
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
         self.step = 0
@@ -159,6 +170,9 @@ class Trainer:
         # Loaded on CPU: RNG states must stay CPU tensors; load_state_dict moves the rest.
         ckpt = load_checkpoint(path)
         check_resumable(self.cfg, ckpt["config"])
+        changed = check_same_dataset(
+            ckpt.get("dataset"), self.dataset, path, self.allow_dataset_change
+        )
         restore_state(
             ckpt,
             model=self.model,
@@ -170,6 +184,8 @@ class Trainer:
         )
         restore_rank_rng(ckpt["rng"], self.ctx.rank, self.ctx.world_size)
         self.history = list(ckpt["history"])
+        if changed is not None and self.history:
+            self.history[-1][DATASET_CHANGE_KEY] = changed
         self.start_epoch = int(ckpt["epoch"]) + 1
         self.step = int(ckpt["step"])
         if self.ctx.is_main:
@@ -213,7 +229,7 @@ class Trainer:
         record["epoch_time_s"] = round(time.perf_counter() - t0, 3)
         self.history.append(record)
         self.save(epoch, improved)
-        log.info(epoch_message(record, self.cfg.epochs, self.cfg.early_stopping.monitor, improved))
+        log.info(epoch_message(record, self.cfg.epochs, self.early.monitor, improved))
         return record
 
     def train_one_epoch(self, epoch: int) -> dict[str, Any]:
@@ -301,11 +317,7 @@ class Trainer:
 
     def _non_finite(self, loss: torch.Tensor, epoch: int, index: int) -> None:
         last = self.run_dir / LAST_NAME
-        kept = (
-            f"the last good checkpoint {last} (epoch {self.history[-1]['epoch']}) is kept"
-            if self.history
-            else "no checkpoint was written yet"
-        )
+        kept = last_checkpoint_note(last, self.history)
         raise NonFiniteLossError(
             f"non-finite training loss ({float(loss.detach())}) at epoch {epoch}, batch {index} (global "
             f"step {self.step}); stopping without saving - {kept}. Lower optim.lr or check the "
@@ -330,6 +342,7 @@ class Trainer:
                 config=to_dict(self.cfg),
                 rng=rng,
             )
+            state["dataset"] = self.dataset
             # best first: a crash in between leaves last.pt one epoch behind, and the resumed
             # run redoes that epoch identically.
             if improved:
@@ -359,15 +372,17 @@ class Trainer:
             progress=self.cfg.progress,
         )
         if self.ctx.is_main:
-            summary = test_summary(
-                report, BEST_NAME, self.cfg.early_stopping.monitor, self.early.best
-            )
+            summary = test_summary(report, BEST_NAME, self.early.monitor, self.early.best)
             write_json(summary, self.run_dir / TEST_METRICS_NAME)
         return report["summary"]
 
 
 def run(
-    cfg: TrainConfig, shards_dir: str | Path, run_dir: str | Path, resume: bool = False
+    cfg: TrainConfig,
+    shards_dir: str | Path,
+    run_dir: str | Path,
+    resume: bool = False,
+    allow_dataset_change: bool = False,
 ) -> RunSummary:
     """Train (or resume) a run; see the module docstring.
 
@@ -382,6 +397,9 @@ def run(
         ``history.png``, ``test/``, ``test_metrics.json``.
     resume : bool
         Continue the run in ``run_dir`` from ``checkpoints/last.pt``.
+    allow_dataset_change : bool
+        Let a resume continue on a dataset other than the one the run recorded (the change is
+        recorded in history); otherwise that is refused (:mod:`train.rundir`).
 
     Raises
     ------
@@ -395,8 +413,11 @@ def run(
     check_shards(shards_dir)
     ctx = init_distributed(cfg.device)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
+    lock = None
     try:
+        lock = lock_run_dir(run_dir, ctx)  # one run per directory (train/rundir.py)
         trainer = Trainer(cfg, shards_dir, run_dir, ctx)
+        trainer.allow_dataset_change = allow_dataset_change
         if resume:
             trainer.resume()
         else:
@@ -405,4 +426,6 @@ def run(
         return broadcast_object(summary)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
+        if lock is not None:
+            lock.release()
         cleanup(ctx)

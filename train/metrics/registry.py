@@ -228,7 +228,8 @@ def metric_key(kind: str, target: float) -> str:
     return OPERATING_POINTS[kind].prefix + target_label(kind, target)
 
 
-def _parse_operating_point(name: str) -> tuple[OperatingPointKind, float] | None:
+def parse_operating_point(name: str) -> tuple[OperatingPointKind, float] | None:
+    """``(kind, target)`` of an operating-point key such as ``tpr@fpr1e-3``; None otherwise."""
     # Longest prefix first: "tpr@fpr1e-3" must not be read as "tpr" + "@fpr1e-3".
     for op in sorted(OPERATING_POINTS.values(), key=lambda o: -len(o.prefix)):
         if name.startswith(op.prefix):
@@ -259,7 +260,7 @@ def register_metric(metric: Metric, *, replace_existing: bool = False) -> Metric
     metric.check()
     if metric.name in METRICS and not replace_existing:
         raise ValueError(f"metric {metric.name!r} is already registered")
-    if _parse_operating_point(metric.name) is not None:
+    if parse_operating_point(metric.name) is not None:
         raise ValueError(f"metric name {metric.name!r} is an operating-point key")
     METRICS[metric.name] = metric
     return metric
@@ -274,7 +275,7 @@ def find_metric(name: str) -> Metric | None:
     """The entry of ``name`` (a registered metric or an operating-point key), else ``None``."""
     if name in METRICS:
         return METRICS[name]
-    parsed = _parse_operating_point(name)
+    parsed = parse_operating_point(name)
     if parsed is None:
         return None
     op, target = parsed
