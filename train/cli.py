@@ -16,8 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from common.clierrors import one_line, os_error
 from common.configio import ConfigError, merge
-from shards.reader import ShardFormatError
+from shards.errors import ShardError
 from train.config import (
     CONFIG_NAME,
     load_run_config,
@@ -28,6 +29,9 @@ from train.config import (
 from train.errors import TrainError
 from train.evaluate import evaluate_checkpoint
 from train.metrics import HEADLINE_METRIC, get_metric
+from train.score_cli import add_score_parser
+from train.model import is_convnext
+from train.rundir import ALLOW_FLAG
 from train.trainer import check_shards, run
 
 #: ``train run`` flags that are shorthands for config keys.
@@ -71,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="override any config key, e.g. --set optim.lr=1e-3 (repeatable)",
     )
     r.add_argument("--resume", action="store_true", help="continue the run in --out")
+    r.add_argument(
+        ALLOW_FLAG,
+        action="store_true",
+        help="with --resume: continue on a dataset other than the run's (recorded in history)",
+    )
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     e = sub.add_parser("eval", help="score a split with a checkpoint")
@@ -82,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int)
     e.add_argument("--workers", type=int)
     e.add_argument("--no-progress", action="store_true")
+    add_score_parser(sub)  # train score (train/score_cli.py)
     return parser
 
 
@@ -94,6 +104,10 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
     ]
     if args.no_progress:
         pairs.append("progress=false")
+    set_keys = {pair.partition("=")[0] for pair in args.set}
+    if args.arch is not None and not is_convnext(args.arch):
+        # a preset's ConvNeXt stage layout does not apply to another family
+        pairs += [f"model.{k}=null" for k in ("depths", "dims") if f"model.{k}" not in set_keys]
     return merge(parse_overrides(pairs), parse_overrides(args.set))
 
 
@@ -107,7 +121,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = resolve_config(
         base=base, preset=args.preset, config_file=args.config, overrides=cli_overrides(args)
     )
-    summary = run(cfg, args.shards, args.out, resume=args.resume)
+    summary = run(
+        cfg,
+        args.shards,
+        args.out,
+        resume=args.resume,
+        allow_dataset_change=args.allow_dataset_change,
+    )
     logging.getLogger("train").info(
         "run %s: %d epoch(s), best epoch %s",
         summary.status,
@@ -156,13 +176,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         datefmt="%H:%M:%S",
     )
     try:
+        if hasattr(args, "func"):  # subcommands defined in their own modules (train score)
+            return args.func(args)
         return cmd_run(args) if args.command == "run" else cmd_eval(args)
     except ConfigError as exc:
-        print(f"train: config error: {exc}", file=sys.stderr)
+        print(f"train: config error: {one_line(exc)}", file=sys.stderr)
         return 2
-    except (TrainError, ShardFormatError) as exc:
-        print(f"train: error: {exc}", file=sys.stderr)
+    except (TrainError, ShardError) as exc:  # ShardError: corrupt shard, unfinished manifest
+        print(f"train: error: {one_line(exc)}", file=sys.stderr)
         return 1
+    except OSError as exc:  # disk full, file-size limit, unusable --out (common/clierrors.py)
+        message, status = os_error(exc)
+        print(f"train: error: {message}", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

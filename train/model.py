@@ -5,11 +5,12 @@ Three Gen-2 defects are made impossible here:
 * **Stem.** timm's ConvNeXt patchify stem (4x4 conv, stride 4) followed by three stride-2 stages
   leaves a 2x2 map in the last stage for a 64x64 stamp. Note that timm's own ``patch_size=2``
   does *not* help: timm then adds a stride-2 downsample to stage 0 and the total stride stays 32.
-  :func:`adapt_convnext_stem` replaces the patchify conv by one with ``kernel = stride =
-  stem_stride`` (default 2, giving a 4x4 last-stage map); every model is then probed with a
-  64x64 input and refused (:class:`~common.configio.ConfigError`) if its last feature map is
-  smaller than ``min_feature_map``. Non-ConvNeXt families are not adapted: they are accepted only
-  if they already pass the probe.
+  :func:`train.stems.adapt_convnext_stem` replaces the patchify conv by one with ``kernel = stride =
+  stem_stride`` (default 2, giving a 4x4 last-stage map); ResNet, EfficientNet and MobileNetV3
+  have adapters of their own (:mod:`train.stems`, one registry entry per family). Every model is
+  then probed with a 64x64 input and refused (:class:`~common.configio.ConfigError`) if its last
+  feature map is smaller than ``min_feature_map``; a family without an adapter is accepted only if
+  it already passes the probe.
 * **Final norm.** The backbone is created with ``num_classes=0``, which keeps timm's
   ``NormMlpClassifierHead`` (global pool -> LayerNorm) and only drops its ``fc``; pooled features
   come from ``forward_head(..., pre_logits=True)``, so the final norm is always applied.
@@ -30,11 +31,11 @@ from dataclasses import dataclass, field
 
 import timm
 import torch
-from timm.layers import trunc_normal_
 from torch import nn
 
 from common.configio import ConfigError, check
 from shards.schema import SAFE_MODEL_METADATA, STAMP_SHAPE, is_label_leaking
+from train.stems import adapt_stem, model_family, supported_families
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +107,9 @@ class ModelConfig:
     arch : str
         timm model name (``pretrained=False`` always; nothing is downloaded).
     stem_stride : int
-        ConvNeXt only: kernel and stride of the replacement patchify conv (1, 2 or 4; timm's
-        default is 4, which gives a 2x2 last-stage map on 64x64 stamps).
+        Downsampling of the stem on the scale of ConvNeXt's patchify stem (1, 2 or 4; timm's
+        default is 4, which gives a 2x2 last-stage map on 64x64 stamps; 2 gives 4x4). Adapted per
+        timm family by :mod:`train.stems`.
     min_feature_map : int
         Smallest accepted side of the last-stage feature map for a 64x64 input.
     depths, dims : list of int, optional
@@ -156,45 +158,6 @@ class ModelConfig:
         check_meta_fields(self.meta_fields, f"{p}meta_fields")
 
 
-def adapt_convnext_stem(backbone: nn.Module, stride: int) -> None:
-    """Replace a ConvNeXt patchify stem conv by ``Conv2d(k=stride, s=stride)`` in place.
-
-    The new conv is initialised like timm initialises ConvNeXt convs (truncated normal, std
-    0.02, zero bias) and ``feature_info`` reductions are updated.
-
-    Raises
-    ------
-    ConfigError
-        If the stem is not a patchify conv (e.g. the ``*_ols`` overlapping stems).
-    """
-    old = backbone.stem[0]
-    patchify = (
-        isinstance(old, nn.Conv2d) and old.kernel_size == old.stride and old.padding == (0, 0)
-    )
-    check(
-        patchify,
-        "model.arch",
-        "stem adaptation needs a patchify stem (kernel == stride); "
-        f"this model's first stem layer is {old}",
-    )
-    if old.stride == (stride, stride):
-        return
-    new = nn.Conv2d(
-        old.in_channels,
-        old.out_channels,
-        kernel_size=stride,
-        stride=stride,
-        bias=old.bias is not None,
-    )
-    trunc_normal_(new.weight, std=0.02)
-    if new.bias is not None:
-        nn.init.zeros_(new.bias)
-    backbone.stem[0] = new
-    factor = stride / old.stride[0]
-    for info in getattr(backbone, "feature_info", []):
-        info["reduction"] = int(info["reduction"] * factor)
-
-
 def last_feature_map(backbone: nn.Module, shape: Sequence[int] = STAMP_SHAPE) -> tuple[int, int]:
     """Spatial size of ``backbone.forward_features`` for one input of ``shape`` (C, H, W)."""
     was_training = backbone.training
@@ -226,20 +189,26 @@ def create_backbone(cfg: ModelConfig) -> nn.Module:
         )
     except TypeError as exc:
         raise ConfigError("model.arch", f"cannot create '{cfg.arch}': {exc}") from None
-    if is_convnext(cfg.arch):
-        adapt_convnext_stem(backbone, cfg.stem_stride)
-    else:
+    adapted = adapt_stem(backbone, cfg.stem_stride)
+    if not adapted:
         log.warning(
-            "%s is not a ConvNeXt: its stem is left as timm built it (model.stem_stride ignored)",
+            "%s (timm family %s) has no stem adapter: its stem is left as timm built it "
+            "(model.stem_stride ignored; adapters: %s)",
             cfg.arch,
+            model_family(backbone),
+            supported_families(),
         )
     h, w = last_feature_map(backbone)
     check(
         min(h, w) >= cfg.min_feature_map,
         "model.arch",
         f"'{cfg.arch}' gives a {h}x{w} last-stage feature map for a 64x64 stamp, below "
-        f"model.min_feature_map={cfg.min_feature_map}; stem adaptation is implemented for timm "
-        "ConvNeXt models (use model.stem_stride 1 or 2) - pick one of those",
+        f"model.min_feature_map={cfg.min_feature_map}; "
+        + (
+            "use a smaller model.stem_stride"
+            if adapted
+            else f"stem adaptation exists for the timm families {supported_families()}: pick one"
+        ),
     )
     return backbone
 
@@ -312,7 +281,10 @@ class LensClassifier(nn.Module):
         super().__init__()
         self.backbone = create_backbone(cfg)
         self.meta = MetadataEncoder(cfg.meta_fields, cfg.meta_hidden) if cfg.meta_fields else None
-        self.num_features = int(self.backbone.num_features)
+        # the pooled width (timm models with a head conv, e.g. MobileNetV3, widen after pooling)
+        self.num_features = int(
+            getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
+        )
         in_features = self.num_features + (self.meta.out_features if self.meta else 0)
         self.dropout = nn.Dropout(cfg.drop_rate)
         self.head = nn.Linear(in_features, 1)
