@@ -68,11 +68,15 @@ def write_history(history: list[dict[str, Any]], run_dir: Path, plot: bool = Fal
 
 
 def epoch_message(record: dict[str, Any], n_epochs: int, monitor: str, improved: bool) -> str:
-    """The one log line of an epoch: losses, AUC, the monitored metric, time."""
+    """The one log line of an epoch: losses, AUC, the monitored metric, time.
+
+    Epochs are numbered from 0 everywhere (log, ``history.json``, checkpoints, early stopping,
+    plots, report); the line also says how many of ``n_epochs`` are done.
+    """
     val = record["val"]
     fmt = {name: get_metric(name) for name in ("train_loss", "lr", "loss", "auc", monitor)}
     return (
-        f"epoch {record['epoch'] + 1}/{n_epochs}: train_loss {fmt['train_loss'].format(record['train_loss'])} "
+        f"epoch {record['epoch']} ({record['epoch'] + 1} of {n_epochs}): train_loss {fmt['train_loss'].format(record['train_loss'])} "
         f"lr {fmt['lr'].format(record['lr'])} | val loss {fmt['loss'].format(val['loss'])} "
         f"auc {fmt['auc'].format(val['auc'])} {monitor} {fmt[monitor].format(val[monitor])}"
         f"{' (best)' if improved else ''} | {record['epoch_time_s']:.1f} s"

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from numpy.typing import ArrayLike, NDArray
 
 from train.metrics import (
@@ -96,11 +97,16 @@ def rgb_composite(
     return np.round(np.moveaxis(rgb, 0, -1) * 255.0).astype(np.uint8)
 
 
+def default_fpr_min(n_neg: int) -> float:
+    """Left edge of the ROC's FPR axis: half of ``1 / n_neg``, the smallest measurable FPR."""
+    return 0.5 / max(int(n_neg), 1)
+
+
 def plot_roc(
     logits: ArrayLike,
     labels: ArrayLike,
     path: str | Path,
-    fpr_min: float = 1e-5,
+    fpr_min: float | None = None,
     fpr_targets: Sequence[float] = DEFAULT_FPR_TARGETS,
     n_grid: int = 400,
     title: str | None = None,
@@ -120,10 +126,11 @@ def plot_roc(
         Binary labels.
     path : str or Path
         Output image (PNG, PDF, ...).
-    fpr_min : float
-        Left edge of the FPR axis.
+    fpr_min : float, optional
+        Left edge of the FPR axis; default half of ``1 / n_neg`` (the smallest non-zero FPR the
+        controls can measure), so the axis does not run decades below what the data resolve.
     fpr_targets : sequence of float
-        FPRs to mark.
+        FPRs to mark (targets below ``fpr_min`` are listed in the legend instead).
     n_grid : int
         Number of grid points on the FPR axis.
     title : str, optional
@@ -135,6 +142,8 @@ def plot_roc(
         The written file.
     """
     curve = roc(logits, labels)
+    if fpr_min is None:
+        fpr_min = default_fpr_min(curve.n_neg)
     grid = np.geomspace(fpr_min, 1.0, n_grid)
     idx = curve.best_index_within(fp_budget(grid, curve.n_neg))
     tp = curve.tp[idx]
@@ -145,17 +154,22 @@ def plot_roc(
     ax.fill_between(grid, low, high, step="post", alpha=0.3, label="95% CI (Clopper-Pearson)")
     ax.step(grid, tp / curve.n_pos, where="post", lw=1.5, label=f"AUC = {curve.auc():.4f}")
     ax.axvspan(fpr_min, min(1.0, 10 / curve.n_neg), color="0.85", zorder=0, label="< 10 FP")
-    for target in fpr_targets:
-        if fpr_min <= target <= 1:
-            ax.axvline(target, ls=":", color="0.4")
-            op = curve.tpr_at_fpr(target)
-            ax.annotate(
-                f"{op.tpr:.3f} @ {fpr_label(target)}",
-                (target, op.tpr),
-                textcoords="offset points",
-                xytext=(3, -12),
-                fontsize=8,
-            )
+    shown = [t for t in sorted(fpr_targets) if fpr_min <= t <= 1]
+    for i, target in enumerate(shown):
+        ax.axvline(target, ls=":", color="0.4")
+        op = curve.tpr_at_fpr(target)
+        # labels stacked by target so that they never collide (e.g. all at TPR 0)
+        y = min(max(op.tpr, 0.04 + 0.08 * i), 0.9)
+        ax.annotate(
+            f"TPR {op.tpr:.3f} @ FPR {fpr_label(target)} ({op.fp} FP)",
+            (target, op.tpr),
+            xytext=(target * 1.15, y),
+            fontsize=7,
+            arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5},
+        )
+    hidden = [fpr_label(t) for t in fpr_targets if t < fpr_min]
+    if hidden:
+        ax.plot([], [], " ", label=f"FPR {', '.join(hidden)}: below 1/n_neg, not measurable")
     ax.set_xscale("log")
     ax.set_xlim(fpr_min, 1.0)
     ax.set_ylim(0.0, 1.0)
@@ -322,15 +336,32 @@ def plot_history(history: Sequence[Mapping[str, Any]], path: str | Path) -> Path
     """
     rows = [_numeric_items(entry) for entry in history]
     x = [row.get("epoch", float(i)) for i, row in enumerate(rows)]
+    best = next(
+        (e.get("best_epoch") for e in reversed(history) if e.get("best_epoch") is not None), None
+    )
     panels = history_panels(rows)
     fig = _new_figure(11.0, 7.0)
     axes = fig.subplots(2, 2, squeeze=False).flat
+    styles = ("-", "--", "-.", ":")
+    markers = ("o", "s", "^", "v", "D", "x")
     for ax, (title, keys) in zip(axes, panels.items(), strict=True):
-        for key in keys:
+        for j, key in enumerate(keys):
             pts = [(xi, row[key]) for xi, row in zip(x, rows, strict=True) if key in row]
             if pts:
                 xs, ys = zip(*pts, strict=True)
-                ax.plot(xs, ys, marker="o", ms=3, label=key)
+                # distinct dash and marker per line, so coinciding curves stay visible
+                ax.plot(
+                    xs,
+                    ys,
+                    ls=styles[j % len(styles)],
+                    marker=markers[j % len(markers)],
+                    ms=3,
+                    label=key,
+                    alpha=0.85,
+                )
+        if best is not None:
+            ax.axvline(best, color="tab:red", lw=0.8, ls=":", label=f"best epoch {best}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if keys:
             ax.legend(fontsize=7)
             positive = all(row[k] > 0 for row in rows for k in keys if k in row)
