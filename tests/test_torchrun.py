@@ -65,4 +65,4 @@ def test_two_process_gloo_run_is_exactly_once(tmp_path: Path) -> None:
     scores = pq.read_table(run_dir / "test" / "scores.parquet").to_pydict()
     assert len(scores["key"]) == len(set(scores["key"])) == manifest.expected("test")
     # rank 0 alone logs: one line per epoch, not two
-    assert proc.stderr.count("epoch 1/2:") == 1, proc.stderr[-4000:]
+    assert proc.stderr.count("epoch 0 (1 of 2):") == 1, proc.stderr[-4000:]
