@@ -59,16 +59,14 @@ def cmd_make_shards(args: argparse.Namespace) -> int:
             "is both host and control. Do not train production models on it.",
             file=sys.stderr,
         )
-    manifest = make_shards(
-        cfg,
-        args.out,
-        BuildOptions(
-            workers=args.workers,
-            executor=args.executor,
-            overwrite=args.overwrite,
-            progress=not args.quiet,
-        ),
+    options = BuildOptions(
+        workers=args.workers,
+        executor=args.executor,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
     )
+    with _executor(args) as executor:
+        manifest = make_shards(cfg, args.out, options, executor=executor)
     print(
         f"builder: wrote {sum(s.n_samples for s in manifest.shards)} samples in "
         f"{len(manifest.shards)} shards to {args.out}"
@@ -85,7 +83,6 @@ def cmd_make_shards(args: argparse.Namespace) -> int:
 
 def cmd_synth_parents(args: argparse.Namespace) -> int:
     from builder.config import load_build_config
-    from builder.executors import make_executor
     from builder.parents.synthetic import write_synthetic_parquet
 
     _check_workers(args)
@@ -93,7 +90,7 @@ def cmd_synth_parents(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise ConfigError("n", f"must be >= 1 (got {args.n})")
     synth = cfg.input.section("synthetic")
-    with make_executor(args.executor, args.workers) as executor:
+    with _executor(args) as executor:
         path = write_synthetic_parquet(
             Path(args.out),
             args.n,
@@ -134,6 +131,13 @@ def cmd_dump_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _executor(args: argparse.Namespace):
+    """The executor named by ``--executor`` (``--workers``, ``--scheduler``); a context manager."""
+    from builder.executors import make_executor
+
+    return make_executor(args.executor, args.workers, args.scheduler)
+
+
 def _check_workers(args: argparse.Namespace) -> None:
     if args.workers < 1:
         raise ConfigError("workers", f"must be >= 1 (got {args.workers})")
@@ -151,6 +155,12 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         choices=sorted(EXECUTORS),
         default="local",
         help="where the parallel stages run (builder/executors.py; output is identical)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="--executor dask: address (tcp://HOST:8786) or scheduler-file (.json) of a running "
+        "Dask scheduler; default: a LocalCluster of --workers processes",
     )
     p.add_argument("--config", help="YAML build config (see `builder dump-config`)")
     p.add_argument(

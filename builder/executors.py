@@ -6,11 +6,15 @@ render (:mod:`builder.parents.synthetic`) only call ``executor.submit(fn, *args)
 any :class:`concurrent.futures.Executor` works, and so does anything offering the same two calls
 (a Dask ``distributed.Client``, for instance).
 
-Executors are made by name from :data:`EXECUTORS` (name -> factory taking the worker count):
+Executors are made by name from :data:`EXECUTORS` (name -> factory taking the worker count and
+an optional scheduler address):
 
 * ``local``: a :class:`~concurrent.futures.ProcessPoolExecutor` with ``workers`` processes
   (in-process when ``workers == 1``);
-* ``serial``: everything in the calling process, in submission order.
+* ``serial``: everything in the calling process, in submission order;
+* ``dask``: a Dask ``distributed`` cluster (:mod:`builder.executors_dask`, imported only when
+  used): the scheduler at ``scheduler`` if given, else a ``LocalCluster`` of ``workers``
+  single-threaded worker processes.
 
 Adding one is one factory plus ``@register_executor("name")``. The output bytes never depend on
 the executor or the worker count: results are always consumed in submission order.
@@ -34,14 +38,18 @@ class SubmitExecutor(Protocol):
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future: ...
 
 
-ExecutorFactory = Callable[[int], Executor]
+ExecutorFactory = Callable[[int, "str | None"], Executor]
 
 EXECUTORS: dict[str, ExecutorFactory] = {}
-"""Executor name -> factory ``f(workers) -> Executor``."""
+"""Executor name -> factory ``f(workers, scheduler) -> Executor``."""
 
 
 def register_executor(name: str) -> Callable[[ExecutorFactory], ExecutorFactory]:
-    """Decorator registering ``factory(workers) -> Executor`` under ``name``."""
+    """Decorator registering ``factory(workers, scheduler) -> Executor`` under ``name``.
+
+    ``scheduler`` is the address given with ``--scheduler`` (``None`` if none); a factory
+    without a use for it raises :class:`~builder.errors.ExecutorError` when it is set.
+    """
 
     def deco(factory: ExecutorFactory) -> ExecutorFactory:
         if name in EXECUTORS:
@@ -64,29 +72,52 @@ class SerialExecutor(Executor):
         return future
 
 
+def _no_scheduler(name: str, scheduler: str | None) -> None:
+    if scheduler is not None:
+        raise ExecutorError(f"--scheduler applies to --executor dask, not {name!r}")
+
+
 @register_executor("serial")
-def _serial(workers: int) -> Executor:
+def _serial(workers: int, scheduler: str | None = None) -> Executor:
+    _no_scheduler("serial", scheduler)
     return SerialExecutor()
 
 
 @register_executor("local")
-def _local(workers: int) -> Executor:
+def _local(workers: int, scheduler: str | None = None) -> Executor:
+    _no_scheduler("local", scheduler)
     return ProcessPoolExecutor(workers) if workers > 1 else SerialExecutor()
 
 
-def make_executor(name: str = "local", workers: int = 1) -> Executor:
+@register_executor("dask")
+def _dask(workers: int, scheduler: str | None = None) -> Executor:
+    from builder.executors_dask import DaskExecutor  # dask is imported only when used
+
+    return DaskExecutor(workers, scheduler)
+
+
+def make_executor(name: str = "local", workers: int = 1, scheduler: str | None = None) -> Executor:
     """A new executor from :data:`EXECUTORS`; the caller shuts it down.
+
+    Parameters
+    ----------
+    name : str
+        Registered executor name.
+    workers : int
+        Worker processes (for ``dask`` without ``scheduler``: LocalCluster workers).
+    scheduler : str, optional
+        Address of a running Dask scheduler (``tcp://host:8786``); only for ``dask``.
 
     Raises
     ------
     ExecutorError
-        Unknown ``name`` or ``workers < 1``.
+        Unknown ``name``, ``workers < 1``, or a ``scheduler`` for an executor without one.
     """
     if name not in EXECUTORS:
         raise ExecutorError(f"unknown executor {name!r} (registered: {', '.join(EXECUTORS)})")
     if workers < 1:
         raise ExecutorError(f"workers must be >= 1 (got {workers})")
-    return EXECUTORS[name](workers)
+    return EXECUTORS[name](workers, scheduler)
 
 
 def submit_ordered(
