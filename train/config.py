@@ -54,6 +54,9 @@ class TrainConfig:
         ``torch.compile`` the model for training and evaluation.
     deterministic : bool
         On CPU, ``torch.use_deterministic_algorithms(True)`` (bit-identical resume).
+    threads : int, optional
+        torch intra-op threads per rank; null: the rank's share of the available cores
+        (``os.sched_getaffinity``) minus its ``data.num_workers`` (train/runtime.py).
     max_steps_per_epoch : int, optional
         Debug knob: cap the optimiser steps per epoch. The epoch then sees a subset of the split;
         the history records it (``partial_epoch``) and the exactly-once check becomes "no sample
@@ -66,6 +69,9 @@ class TrainConfig:
     history_plot_every : int
         Redraw ``history.png`` every this many epochs (0: only when the run stops); it is
         always drawn when the run stops.
+    tensorboard : bool
+        Mirror the history's scalars to ``RUN/tensorboard/`` when the optional ``tensorboard``
+        package is installed (:mod:`train.tensorboard`).
     data, model, optim, loss, ema, early_stopping
         Component configurations.
     """
@@ -77,10 +83,12 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False
     deterministic: bool = True
+    threads: int | None = None
     max_steps_per_epoch: int | None = None
     stop_after_epochs: int | None = None
     progress: bool = True
     history_plot_every: int = 1
+    tensorboard: bool = True
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -96,6 +104,7 @@ class TrainConfig:
         check(self.device in ("auto", "cpu", "cuda"), f"{p}device", "must be auto, cpu or cuda")
         check(self.precision in ("bf16", "fp32"), f"{p}precision", "must be bf16 or fp32")
         check(self.history_plot_every >= 0, f"{p}history_plot_every", "must be >= 0")
+        check(self.threads is None or self.threads >= 1, f"{p}threads", "must be >= 1 or null")
         for name in ("max_steps_per_epoch", "stop_after_epochs"):
             value = getattr(self, name)
             check(value is None or value >= 1, f"{p}{name}", "must be >= 1 or null")
