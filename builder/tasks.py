@@ -22,7 +22,7 @@ from builder.config import BuildConfig
 from builder.faults import crash_point
 from builder.inject import inject_arc
 from builder.matching import aperture_flux_nmgy
-from builder.parents.base import Rejection
+from builder.parents.base import PARENT_META_COLUMNS, Rejection
 from builder.parents.open import SourceSpec, open_source
 from builder.plan import PlannedSample, ShardTask, catalog_dict
 from builder.splits import galaxy_seed
@@ -76,7 +76,7 @@ def _records(spec: SourceSpec, samples: list[PlannedSample]):
         yield from zip(group, source.read(chunk, rows), strict=True)
 
 
-def _meta(s: PlannedSample, split: str, label: int) -> dict[str, Any]:
+def _meta(s: PlannedSample, split: str, label: int, rec: Any = None) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "galaxy_id": s.galaxy_id,
         "key": s.key,
@@ -86,6 +86,8 @@ def _meta(s: PlannedSample, split: str, label: int) -> dict[str, Any]:
         "source_location": s.location,
     }
     meta.update(catalog_dict(s))
+    parent_meta = getattr(rec, "meta", None) or {}
+    meta.update({k: parent_meta[k] for k in PARENT_META_COLUMNS if k in parent_meta})
     return meta
 
 
@@ -106,7 +108,7 @@ def _sample_fields(
     rejection in ``summary``) when every injection draw of a host failed.
     """
     if s.role != "host":
-        return {"image": rec.stamp_nmgy, "meta": _meta(s, split, 0), "label": 0}
+        return {"image": rec.stamp_nmgy, "meta": _meta(s, split, 0, rec), "label": 0}
     seed = galaxy_seed(s.galaxy_id, cfg.seed)
     rng = np.random.default_rng(seed)
     res = inject_arc(
@@ -131,7 +133,7 @@ def _sample_fields(
         )
         return None
     summary.accepted += 1
-    meta = _meta(s, split, 1)
+    meta = _meta(s, split, 1, rec)
     meta["injection"] = {**res.params, "injection_seed": seed}
     fields: dict[str, Any] = {"image": res.image_nmgy, "meta": meta, "label": 1}
     if cfg.output.with_arcs:

@@ -206,6 +206,8 @@ LABEL_LEAKING_FIELDS: frozenset[str] = frozenset(
         "n_draws",
         "injection_seed",
         "arc_flux_nmgy",
+        "family",  # hard-negative family of the parent (decoy controls: "decoy")
+        "decoy",
     }
 )
 LABEL_LEAKING_PREFIXES: tuple[str, ...] = (

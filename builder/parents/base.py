@@ -23,6 +23,7 @@ from shards.schema import BANDS
 __all__ = [
     "CatalogRow",
     "CatalogScannable",
+    "PARENT_META_COLUMNS",
     "ParentRecord",
     "ParentSource",
     "ReaderContext",
@@ -55,6 +56,10 @@ class ParentRecord:
         Position of the record inside its chunk.
     psf_images : np.ndarray or None
         Optional (3, K, K) per-band PSF images (unit sum, K odd) supplied by the input.
+    meta : dict
+        Descriptive parent metadata copied into the sample's metadata (never a model input):
+        the keys of :data:`PARENT_META_COLUMNS` the input provides, e.g. the synthetic sky's
+        ``family``.
     """
 
     galaxy_id: str
@@ -64,6 +69,12 @@ class ParentRecord:
     chunk: int = 0
     row: int = 0
     psf_images: np.ndarray | None = None
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+PARENT_META_COLUMNS: tuple[str, ...] = ("family",)
+"""Optional string columns of a parent input copied into :attr:`ParentRecord.meta` (and so into
+every sample's metadata): ``family`` names the hard-negative family of a synthetic parent."""
 
 
 @dataclass

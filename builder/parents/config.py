@@ -180,6 +180,12 @@ class FitsConfig:
         _check_depth_options(self, prefix)
 
 
+def _default_family_fractions() -> dict[str, float]:
+    from builder.parents.families import DEFAULT_FRACTIONS
+
+    return dict(DEFAULT_FRACTIONS)
+
+
 @dataclass
 class SynthConfig:
     """Knobs of the built-in synthetic DR10-like sky (:mod:`builder.parents.synthetic`).
@@ -215,14 +221,19 @@ class SynthConfig:
     neighbour_redshift_range : neighbour redshift; 0.1-1.2.
     neighbour_red_fraction : fraction of neighbours that are ellipticals (CWW E, n=4); the rest
         are discs (CWW Scd, n=1); 0.3.
-    neighbour_sep_arcsec_range : neighbour distance from the centre (uniform in area); 5-11.
+    neighbour_sep_arcsec_range : neighbour distance from the centre (uniform in area); 1-11
+        (neighbours at all separations, for hosts and controls alike).
     star_mean : Poisson mean number of stars per stamp; 0.3.
     star_mag_r_range : star r magnitude; 17-22.
-    star_sep_arcsec_range : star distance from the centre (uniform in area); 4-11.
+    star_sep_arcsec_range : star distance from the centre (uniform in area); 1.5-11.
     star_g_minus_r_range : star g-r colour; 0.2-1.5, with r-z = 0.75 (g-r) - 0.05 (a linear
         approximation of the stellar locus).
     ra_range, dec_range : sky patch (deg; uniform on the sphere); a DECaLS-like north patch.
     folding_threshold : GalSim FFT folding threshold (speed/accuracy); 5e-3 (GalSim default).
+    families : family name -> fraction of parents (normalised to sum 1) of the hard-negative
+        families (:mod:`builder.parents.families`; defaults and their motivation in
+        docs/experiments.md). A parent's family is independent of its role, so hosts get
+        companions, rings and arms as often as controls; ``{lrg: 1}`` gives plain LRGs only.
     """
 
     n_parents: int = 4000
@@ -247,14 +258,15 @@ class SynthConfig:
     neighbour_hlr_arcsec_range: tuple[float, ...] = (0.3, 1.5)
     neighbour_redshift_range: tuple[float, ...] = (0.1, 1.2)
     neighbour_red_fraction: float = 0.3
-    neighbour_sep_arcsec_range: tuple[float, ...] = (5.0, 11.0)
+    neighbour_sep_arcsec_range: tuple[float, ...] = (1.0, 11.0)
     star_mean: float = 0.3
     star_mag_r_range: tuple[float, ...] = (17.0, 22.0)
-    star_sep_arcsec_range: tuple[float, ...] = (4.0, 11.0)
+    star_sep_arcsec_range: tuple[float, ...] = (1.5, 11.0)
     star_g_minus_r_range: tuple[float, ...] = (0.2, 1.5)
     ra_range: tuple[float, ...] = (150.0, 240.0)
     dec_range: tuple[float, ...] = (-10.0, 30.0)
     folding_threshold: float = 5.0e-3
+    families: dict[str, float] = field(default_factory=_default_family_fractions)
 
     def validate(self, prefix: str = "") -> None:
         """Raise :class:`~common.configio.ConfigError` naming the first invalid key."""
@@ -292,3 +304,7 @@ class SynthConfig:
         check_range(self.star_g_minus_r_range, k("star_g_minus_r_range"), -1.0, 3.0)
         check_range(self.ra_range, k("ra_range"), 0.0, 360.0)
         check_range(self.dec_range, k("dec_range"), -90.0, 90.0)
+        from builder.parents.families import check_fractions
+
+        problems = check_fractions(self.families)
+        check(not problems, k("families"), "; ".join(problems))

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from builder.parents.base import (
+    PARENT_META_COLUMNS,
     CatalogRow,
     ParentRecord,
     ReaderContext,
@@ -122,8 +123,11 @@ class ParquetSource:
             f for f in missing if f.startswith("psfdepth_") and self.cfg.missing_depth == "estimate"
         ]
         self._missing = [f for f in missing if f not in self._estimated]
+        self._meta_columns = [c for c in PARENT_META_COLUMNS if c in names]
         self._columns = list(
-            dict.fromkeys([*self._id_columns, stamp, *self._catalog_columns.values()])
+            dict.fromkeys(
+                [*self._id_columns, stamp, *self._catalog_columns.values(), *self._meta_columns]
+            )
         )
 
     # -- protocol -----------------------------------------------------------------------
@@ -246,4 +250,5 @@ class ParquetSource:
             except BadRecord as exc:
                 yield Rejection(gid, location, exc.reason, stage="read", detail=exc.detail)
                 continue
-            yield ParentRecord(gid, stamp, checked, location, chunk=chunk, row=row)
+            meta = {c: str(small[c][k]) for c in self._meta_columns if small[c][k] is not None}
+            yield ParentRecord(gid, stamp, checked, location, chunk=chunk, row=row, meta=meta)

@@ -30,6 +30,8 @@ import numpy as np
 from builder.executors import SubmitExecutor, submit_ordered
 from builder.parents.base import ParentRecord
 from builder.parents.config import SynthConfig
+from builder.parents.families import FEATURE_KINDS, Feature, HostContext, draw_family
+from builder.parents.families import feature_profile as _feature_profile
 from builder.parents.parquet_writer import write_parents_parquet
 from builder.photometry import (
     band_fluxes_nmgy,
@@ -42,7 +44,7 @@ from shards.schema import BANDS, CATALOG_FIELDS, PIXEL_SCALE_ARCSEC, STAMP_SIZE_
 
 CENTER_PIX: tuple[float, float] = (31.5, 31.5)
 """0-based (x, y) pixel of the stamp centre on which hosts are placed."""
-COMPONENT_KINDS: tuple[str, ...] = ("host", "neighbour", "star")
+COMPONENT_KINDS: tuple[str, ...] = ("host", "neighbour", "star", *FEATURE_KINDS)
 _NEIGHBOUR_SERSIC_N = {"E": 4.0, "Scd": 1.0}
 _STAR_RZ_SLOPE, _STAR_RZ_ZERO = 0.75, -0.05  # r - z = 0.75 (g - r) - 0.05 (stellar locus)
 # GalSim places a profile at the image's true centre (x, y) = (32.5, 32.5) 1-based, i.e.
@@ -104,6 +106,10 @@ class SynthParams:
         g, r, z point-source inverse variance, 1/nmgy^2.
     components : tuple of SynthComponent
         The host first, then neighbours, then stars.
+    family : str
+        Hard-negative family of the parent (:mod:`builder.parents.families`).
+    features : tuple of Feature
+        The family's extra light sources (companions, rings, arms, tails ...).
     """
 
     galaxy_id: str
@@ -116,6 +122,8 @@ class SynthParams:
     psfsize_arcsec: tuple[float, float, float]
     psfdepth: tuple[float, float, float]
     components: tuple[SynthComponent, ...]
+    family: str = "lrg"
+    features: tuple[Feature, ...] = ()
 
     def catalog(self) -> dict[str, float]:
         """The parent's catalog values (``shards.schema.CATALOG_FIELDS``)."""
@@ -232,13 +240,34 @@ def draw_params(seed: int, index: int, cfg: SynthConfig) -> SynthParams:
         psfsize_arcsec=psfsize,  # type: ignore[arg-type]
         psfdepth=psfdepth,  # type: ignore[arg-type]
         components=(host, *neighbours, *stars),
+        **_family_fields(seed, index, host, z, mag_r, cfg),
     )
+
+
+def _family_fields(
+    seed: int, index: int, host: SynthComponent, z: float, mag_r: float, cfg: SynthConfig
+) -> dict:
+    """The parent's family and features (own random stream: other draws are unaffected)."""
+    ctx = HostContext(
+        host.dx_arcsec,
+        host.dy_arcsec,
+        host.hlr_arcsec,
+        host.axis_ratio,
+        host.position_angle_rad,
+        z,
+        mag_r,
+        host.flux_nmgy,
+    )
+    family, features = draw_family(seed, index, ctx, cfg.families)
+    return {"family": family, "features": features}
 
 
 def _unit_profile(
     c: SynthComponent, cfg: SynthConfig, gsparams: galsim.GSParams
 ) -> galsim.GSObject:
     """The component's light profile with unit flux, placed at its offset."""
+    if isinstance(c, Feature):
+        return _feature_profile(c, gsparams, cfg.sersic_trunc_hlr)
     if c.kind == "star":
         obj: galsim.GSObject = galsim.DeltaFunction(flux=1.0, gsparams=gsparams)
     else:
@@ -285,7 +314,7 @@ def render_stamp(
     if unknown:
         raise ValueError(f"unknown component kinds {sorted(unknown)}; valid: {COMPONENT_KINDS}")
     gsparams = galsim.GSParams(folding_threshold=cfg.folding_threshold)
-    comps = [c for c in params.components if c.kind in kinds]
+    comps = [c for c in (*params.components, *params.features) if c.kind in kinds]
     shapes = [_unit_profile(c, cfg, gsparams) for c in comps]
     model = np.zeros((len(BANDS), STAMP_SIZE_PIX, STAMP_SIZE_PIX), dtype=np.float64)
     for b in range(len(BANDS)):
@@ -327,6 +356,7 @@ def make_parent(
         location=f"synthetic:seed={seed}:i={index}",
         chunk=0,
         row=int(index),
+        meta={"family": params.family},
     )
 
 
@@ -366,6 +396,10 @@ def _render_block(
     return list(iter_synthetic_parents(n, seed, cfg, start=start, moffat_beta=moffat_beta))
 
 
+_META_COLUMNS = {"family": lambda rec: rec.meta.get("family")}
+"""Parent metadata written as extra Parquet columns (read back into ``ParentRecord.meta``)."""
+
+
 def write_synthetic_parquet(
     path: str | Path,
     n: int,
@@ -392,9 +426,11 @@ def write_synthetic_parquet(
     cfg = cfg if cfg is not None else SynthConfig()
     if executor is None:
         records = iter_synthetic_parents(n, seed, cfg, moffat_beta=moffat_beta)
-        return write_parents_parquet(path, records, row_group_size)
+        return write_parents_parquet(path, records, row_group_size, _META_COLUMNS)
     blocks = (
         (seed, cfg, a, min(row_group_size, n - a), moffat_beta) for a in range(0, n, row_group_size)
     )
     results = submit_ordered(executor, _render_block, blocks, window=window)
-    return write_parents_parquet(path, (r for block in results for r in block), row_group_size)
+    return write_parents_parquet(
+        path, (r for block in results for r in block), row_group_size, _META_COLUMNS
+    )
