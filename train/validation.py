@@ -10,6 +10,7 @@ import torch
 
 from train.evaluate import Predictions, compute_metrics
 from train.metrics import flat_summary
+from train.thresholds import operating_thresholds
 
 __all__ = ["validation_record"]
 
@@ -20,7 +21,9 @@ def validation_record(
     loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
     what: str,
 ) -> dict[str, Any]:
-    """``{"loss", <flat summary>, <accounting counts>}`` of one validation pass.
+    """``{"loss", <flat summary>, "thresholds", <accounting counts>}`` of one validation pass.
+
+    ``thresholds`` holds the logit of every operating point (:mod:`train.thresholds`).
 
     Parameters
     ----------
@@ -42,4 +45,7 @@ def validation_record(
     logits = torch.from_numpy(pred.logits)
     labels = torch.from_numpy(pred.labels.astype(np.float32))
     loss = float(loss_fn(logits, labels, torch.ones_like(labels)))
-    return {"loss": loss, **flat_summary(compute_metrics(pred, what)), **counts}
+    metrics = compute_metrics(pred, what)
+    # The operating points' logit thresholds travel with the checkpoint (train score --threshold).
+    thresholds = {"thresholds": operating_thresholds(metrics)}
+    return {"loss": loss, **flat_summary(metrics), **thresholds, **counts}

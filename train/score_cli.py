@@ -1,0 +1,117 @@
+"""``train score`` and ``train probe``: their arguments and commands (registered by train/cli.py).
+
+Each ``add_*`` function adds one subcommand with ``func`` set to its command; errors follow the
+``train`` CLI convention (a :class:`~common.configio.ConfigError` is a one-line config error,
+exit 2; a failed pass a one-line error, exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from common.configio import ConfigError, parse_overrides
+from train.errors import TrainError
+
+log = logging.getLogger("train")
+
+
+class ScoreError(TrainError):
+    """A scoring pass failed on its input (an unreadable chunk, a changed file)."""
+
+
+def add_score_parser(sub: Any) -> None:
+    """Add ``train score`` to the ``train`` subparsers."""
+    s = sub.add_parser(
+        "score",
+        help="score every galaxy of a parent sample (resumable); candidates and a gallery",
+        description="Apply a checkpoint to a parent sample (Parquet, FITS directory or the "
+        "synthetic sky) with the training preprocessing; write scores.parquet, rejects.jsonl, "
+        "candidates.csv, gallery/ and summary.json. Rerun the same command to resume.",
+    )
+    s.add_argument("--checkpoint", required=True, type=Path, help="e.g. RUN/checkpoints/best.pt")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--parents", type=Path, help="parent Parquet file or FITS directory")
+    src.add_argument("--synthetic", type=int, metavar="N", help="score N synthetic galaxies")
+    s.add_argument("--parents-format", help="override format detection (parquet, fits, ...)")
+    s.add_argument("--out", required=True, type=Path, help="output directory")
+    s.add_argument("--config", type=Path, help="build YAML: input.* column maps, rejects.* limits")
+    s.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="build-config override"
+    )
+    s.add_argument(
+        "--threshold",
+        help="candidate cut: a stored validation operating point (fpr1e-3, fpr1e-4, tpr0.85, "
+        "nfp10, ...) or a logit; default: the top --top galaxies",
+    )
+    s.add_argument("--top", type=int, default=100, help="candidates without --threshold")
+    s.add_argument("--gallery", type=int, default=64, help="candidates shown in the gallery")
+    s.add_argument("--known-lenses", type=Path, help="CSV with ra, dec (deg) [, name, grade]")
+    s.add_argument("--match-radius-arcsec", type=float, default=2.0)
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--workers", type=int, default=0, help="DataLoader reader processes")
+    s.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    s.add_argument("--overwrite", action="store_true", help="discard scores of another run")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=cmd_score)
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """``train score``."""
+    from builder.errors import BuilderError
+    from train.score import ScoreOptions, resolve_parents, score_parents
+
+    if not args.checkpoint.is_file():
+        raise ConfigError("checkpoint", f"file not found: {args.checkpoint}")
+    for name in ("top", "gallery"):
+        if getattr(args, name) < 0:
+            raise ConfigError(name, f"must be >= 0 (got {getattr(args, name)})")
+    if not args.match_radius_arcsec > 0:
+        raise ConfigError("match_radius_arcsec", "must be > 0")
+    spec = resolve_parents(
+        args.parents,
+        args.out,
+        parents_format=args.parents_format,
+        synthetic_n=args.synthetic,
+        build_config=args.config,
+        overrides=parse_overrides(args.set),
+    )
+    options = ScoreOptions(
+        batch_size=args.batch_size,
+        workers=args.workers,
+        device=args.device,
+        progress=not args.no_progress,
+        overwrite=args.overwrite,
+    )
+    try:
+        summary = score_parents(
+            args.checkpoint,
+            spec,
+            args.out,
+            options,
+            threshold=args.threshold,
+            top_n=args.top,
+            gallery_n=args.gallery,
+            known_lenses=args.known_lenses,
+            match_radius_arcsec=args.match_radius_arcsec,
+        )
+    except BuilderError as exc:
+        raise ScoreError(f"reading {spec.path}: {exc}") from None
+    log.info(
+        "scored %d galaxies (%d rejected, see rejects.jsonl); %d candidates (%s) -> %s",
+        summary["n_scored"],
+        summary["n_rejected"],
+        summary["n_candidates"],
+        summary["threshold"] or f"top {args.top}",
+        args.out,
+    )
+    kl = summary.get("known_lenses")
+    if kl:
+        for name, at in kl["at_threshold"].items():
+            log.info(
+                "known lenses at %s: %d of %d matched (%d of %d in the catalogue)",
+                name, at["n_recovered"], kl["n_matched"], kl["n_matched"], kl["n_known"],
+            )  # fmt: skip
+    return 0
