@@ -10,9 +10,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from common.configio import merge
 from tests.datasets import make_tiny_dataset
 from train.config import TrainConfig, resolve_config
+from train.metrics import evaluate_scores
 
 #: Odd shard counts everywhere, so the exactly-once partition has to cut shards.
 TINY_SIZES = {"train": (14, 13, 13), "val": (9, 8, 7), "test": (6, 5, 5)}
@@ -59,3 +62,28 @@ def assert_exactly_once(record: dict[str, Any]) -> None:
     """samples_seen == unique_samples == expected (> 0)."""
     assert record["expected"] > 0
     assert record["samples_seen"] == record["unique_samples"] == record["expected"]
+
+
+def report_inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A tiny dataset, a two-epoch history and an eval ``metrics.json``: the report's inputs."""
+    make_tiny_dataset(tmp_path / "shards", {"train": (4,), "val": (4,), "test": (4,)})
+    run, ev = tmp_path / "run", tmp_path / "eval"
+    run.mkdir()
+    ev.mkdir()
+    history = [
+        {
+            "epoch": e,
+            "train_loss": 0.5 - 0.1 * e,
+            "samples_seen": 4,
+            "unique_samples": 4,
+            "expected": 4,
+            "val": {"auc": 0.7 + 0.1 * e, "tpr@fpr1e-3": 0.25 * e},
+        }
+        for e in range(2)
+    ]
+    (run / "history.json").write_text(json.dumps(history))
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 50)
+    logits = (rng.normal(size=100) + 2.0 * labels).astype(np.float32)
+    (ev / "metrics.json").write_text(json.dumps({"metrics": evaluate_scores(logits, labels)}))
+    return tmp_path / "shards", run, ev

@@ -1,13 +1,16 @@
-"""Write the demo's one-page report (``python -m train.report``): data, training, test metrics.
+"""One-page run report (``train report``): data, training, test metrics, figures.
 
 Reads the dataset manifest, the run's ``history.json`` and the ``metrics.json`` of ``train eval``;
 every operating point is reported with its counts and 95% interval, never as a bare percentage.
+The header names the real input (from the manifest), and figures are linked by paths relative to
+the report, so the report and its run directories can be moved or published together.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -58,12 +61,30 @@ def _required(path: Path) -> Path:
     return path
 
 
-def build_report(shards: Path, run: Path, eval_dir: Path) -> str:
-    """The report as Markdown."""
+def input_description(m: Manifest) -> str:
+    """What the dataset was built from, in words (from its manifest)."""
+    kind = m.config.get("input", {}).get("kind") or m.source.get("kind", "unknown")
+    if kind == "synthetic":
+        n = m.config.get("input", {}).get("synthetic", {}).get("n_parents")
+        return f"the built-in synthetic sky ({n} parents, seed {m.seed})"
+    name = m.source.get("path", "?")
+    return f"{kind} input `{name}` ({m.source.get('bytes', 0) / 1e6:.1f} MB)"
+
+
+def _link(target: Path, base: Path | None) -> str:
+    """``target`` relative to the report's directory ``base`` (absolute when no base)."""
+    if base is None:
+        return str(target.resolve())
+    return Path(os.path.relpath(target.resolve(), base.resolve())).as_posix()
+
+
+def build_report(shards: Path, run: Path, eval_dir: Path, base: Path | None = None) -> str:
+    """The report as Markdown; image links relative to ``base`` (the report's directory)."""
     m = Manifest.load(shards)
-    out = ["# Lens-finder demo report", ""]
+    source = input_description(m)
+    out = [f"# Lens-finder report: {source}", ""]
     out += [
-        "## Data (`builder make-shards`, synthetic sky)",
+        f"## Data (`builder make-shards`, {source})",
         "",
         "| split | samples | hosts (label 1) | controls (label 0) | shards |",
         "|---|---|---|---|---|",
@@ -108,7 +129,7 @@ def build_report(shards: Path, run: Path, eval_dir: Path) -> str:
             f"{e['samples_seen']} / {e['unique_samples']} / {e['expected']} |"
         )
     if (run / "history.png").is_file():
-        out += ["", f"![history]({(run / 'history.png').resolve()})"]
+        out += ["", f"![history]({_link(run / 'history.png', base)})"]
     metrics = json.loads(_required(eval_dir / "metrics.json").read_text())["metrics"]
     out += [
         "",
@@ -127,25 +148,35 @@ def build_report(shards: Path, run: Path, eval_dir: Path) -> str:
     )
     for png in ("roc.png", "score_hist.png", "top_controls.png", "bottom_positives.png"):
         if (eval_dir / png).is_file():
-            out.append(f"\n![{png}]({(eval_dir / png).resolve()})")
+            out.append(f"\n![{png}]({_link(eval_dir / png, base)})")
     return "\n".join(out) + "\n"
+
+
+def add_report_arguments(ap: argparse.ArgumentParser) -> None:
+    """The arguments of ``train report`` (also ``python -m train.report``)."""
+    ap.add_argument("--shards", type=Path, required=True, help="dataset root (manifest.json)")
+    ap.add_argument("--run", type=Path, required=True, help="run directory of `train run`")
+    ap.add_argument("--eval", type=Path, required=True, help="output directory of `train eval`")
+    ap.add_argument("--out", type=Path, required=True, help="report file to write (Markdown)")
+
+
+def write_report(args: argparse.Namespace) -> int:
+    """Write the report named by ``args``; 2 with one line on stderr if an input is missing."""
+    try:
+        text = build_report(args.shards, args.run, args.eval, base=args.out.parent)
+    except (FileNotFoundError, ManifestError) as exc:
+        print(f"train: report: error: {exc}", file=sys.stderr)
+        return 2
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(f"report written to {args.out}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shards", type=Path, required=True)
-    ap.add_argument("--run", type=Path, required=True)
-    ap.add_argument("--eval", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    args = ap.parse_args(argv)
-    try:
-        text = build_report(args.shards, args.run, args.eval)
-    except (FileNotFoundError, ManifestError) as exc:
-        print(f"report: error: {exc}", file=sys.stderr)
-        return 2
-    args.out.write_text(text)
-    print(text)
-    return 0
+    add_report_arguments(ap)
+    return write_report(ap.parse_args(argv))
 
 
 if __name__ == "__main__":
