@@ -29,9 +29,9 @@ from train.config import (
 from train.errors import TrainError
 from train.evaluate import evaluate_checkpoint
 from train.metrics import HEADLINE_METRIC, get_metric
-from train.score_cli import add_score_parser
 from train.model import is_convnext
 from train.rundir import ALLOW_FLAG
+from train.score_cli import add_probe_parser, add_score_parser
 from train.trainer import check_shards, run
 
 #: ``train run`` flags that are shorthands for config keys.
@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--workers", type=int)
     e.add_argument("--no-progress", action="store_true")
     add_score_parser(sub)  # train score (train/score_cli.py)
+    add_probe_parser(sub)  # train probe
     return parser
 
 
@@ -176,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         datefmt="%H:%M:%S",
     )
     try:
-        if hasattr(args, "func"):  # subcommands defined in their own modules (train score)
+        if hasattr(args, "func"):  # subcommands in their own modules (score, probe)
             return args.func(args)
         return cmd_run(args) if args.command == "run" else cmd_eval(args)
     except ConfigError as exc:

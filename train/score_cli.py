@@ -115,3 +115,67 @@ def cmd_score(args: argparse.Namespace) -> int:
                 name, at["n_recovered"], kl["n_matched"], kl["n_matched"], kl["n_known"],
             )  # fmt: skip
     return 0
+
+
+def add_probe_parser(sub: Any) -> None:
+    """Add ``train probe`` to the ``train`` subparsers."""
+    p = sub.add_parser(
+        "probe",
+        help="realism probe: linear-probe AUC separating two sets of lenses in feature space",
+        description="Cross-validated AUC of a logistic regression on the model's pooled "
+        "backbone features separating two sets of positives (default: injected vs real when "
+        "the split has real ones). ~0.5: indistinguishable; high: injections look unlike real "
+        "lenses to the model.",
+    )
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--shards", required=True, type=Path, help="dataset root (manifest.json)")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--field", help="metadata field defining the sets (dotted, e.g. kind)")
+    p.add_argument("--groups", nargs=2, metavar=("A", "B"), help="the two values of --field")
+    p.add_argument("--against", type=Path, help="second dataset: its positives are set B")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--out", type=Path, help="JSON report (default: print only)")
+    p.set_defaults(func=cmd_probe)
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    """``train probe``."""
+    from train.evaluate import write_json
+    from train.probe import run_probe
+    from train.runtime import check_shards
+
+    for path in (args.shards, args.against):
+        if path is not None:
+            check_shards(path)
+    if not args.checkpoint.is_file():
+        raise ConfigError("checkpoint", f"file not found: {args.checkpoint}")
+    if args.folds < 2:
+        raise ConfigError("folds", f"must be >= 2 (got {args.folds})")
+    if args.groups and not args.field:
+        raise ConfigError("groups", "needs --field")
+    report = run_probe(
+        args.checkpoint,
+        args.shards,
+        split=args.split,
+        field=args.field,
+        groups=args.groups,
+        against=args.against,
+        device=args.device,
+        folds=args.folds,
+        seed=args.seed,
+        n_boot=args.bootstrap,
+        batch_size=args.batch_size,
+    )
+    if args.out:
+        write_json(report, args.out)
+    lo, hi = report["auc_interval_95"]
+    log.info(
+        "probe %s %s vs %s (%d vs %d positives, %d features): AUC %.3f [%.3f, %.3f]%s",
+        report["field"], *report["sets"], *report["n"].values(), report["n_features"],
+        report["auc"], lo, hi, f" -> {args.out}" if args.out else "",
+    )  # fmt: skip
+    return 0
