@@ -51,7 +51,7 @@ def host() -> np.ndarray:
 
 def test_draws_respect_configured_ranges():
     source = SourceConfig(mag_r=(24.0, 25.0), z=(1.5, 2.0))
-    cfg = InjectionConfig(theta_e_arcsec=(0.8, 2.0), source=source)
+    cfg = InjectionConfig(lens_prior="uniform", theta_e_arcsec=(0.8, 2.0), source=source)
     rng = np.random.default_rng(11)
     host_shape = HostShape(q=0.35, phi_deg=170.0, measured=True)
     draws = [draw_parameters(rng, cfg, host_shape) for _ in range(2000)]
@@ -122,8 +122,8 @@ def test_same_seed_same_result_and_different_seed_differs(host):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_source_never_depends_on_host_brightness(seed):
-    """Same generator state -> same draws and acceptance for a faint and a bright host."""
-    cfg = InjectionConfig()
+    """Uniform lens prior: same generator state -> same draws and acceptance, any host brightness."""
+    cfg = InjectionConfig(lens_prior="uniform")
     results = [
         inject_arc(
             make_host(brightness, noise_sigma=0.0), CATALOG, np.random.default_rng(seed), cfg
@@ -145,10 +145,36 @@ def test_source_draws_ignore_the_host_shape():
     round_host = HostShape(q=1.0, phi_deg=0.0, measured=False)
     flat_host = HostShape(q=0.3, phi_deg=60.0, measured=True)
     for seed in range(20):
-        a = draw_parameters(np.random.default_rng(seed), cfg, round_host)
-        b = draw_parameters(np.random.default_rng(seed), cfg, flat_host)
+        a = draw_parameters(np.random.default_rng(seed), cfg, round_host, 19.0)
+        b = draw_parameters(np.random.default_rng(seed), cfg, flat_host, 19.0)
         assert (a.source, a.mag_r, a.sed, a.redshift) == (b.source, b.mag_r, b.sed, b.redshift)
         assert a.lens.theta_e_arcsec == b.lens.theta_e_arcsec
+
+
+def test_population_prior_ties_theta_e_to_the_host_but_not_the_source_light():
+    """Default prior: a fainter host (farther, less massive) gets smaller Einstein radii; the
+    source's magnitude, shape and template never depend on the host."""
+    cfg = InjectionConfig()
+    shape = HostShape(q=0.8, phi_deg=30.0, measured=True)
+    theta = {}
+    for mag in (18.0, 20.5):
+        draws = [draw_parameters(np.random.default_rng(s), cfg, shape, mag) for s in range(300)]
+        theta[mag] = np.array([d.lens.theta_e_arcsec for d in draws])
+        for d in draws:
+            assert d.redshift == d.population.z_source > d.population.z_lens
+            assert d.lens.theta_e_arcsec == d.population.theta_e_arcsec
+        if mag == 18.0:
+            bright = draws
+    assert np.median(theta[18.0]) > 1.2 * np.median(theta[20.5])
+    for a, b in zip(bright, draws, strict=True):
+        assert (a.mag_r, a.sed, a.source.re_arcsec, a.source.n_sersic) == (
+            b.mag_r,
+            b.sed,
+            b.source.re_arcsec,
+            b.source.n_sersic,
+        )
+    with pytest.raises(ValueError, match="host_mag_r"):
+        draw_parameters(np.random.default_rng(0), cfg, shape)
 
 
 def test_rejected_draws_are_counted_by_reason(host):

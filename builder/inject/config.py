@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from builder.inject.noise import DEFAULT_GAIN_E_PER_NMGY
+from builder.inject.population import PopulationConfig
 from builder.inject.source_light import SOURCE_LIGHTS
+from builder.inject.visibility import VisibilityConfig
 from common.configio import check, check_between, check_range
 from shards.schema import BANDS
 
@@ -19,6 +21,8 @@ from shards.schema import BANDS
 KNOWN_SEDS: tuple[str, ...] = ("E", "Im", "Scd")
 #: Ways to estimate the per-pixel background noise used by the S/N cut.
 NOISE_SIGMA_METHODS: tuple[str, ...] = ("psfdepth", "annulus_mad")
+#: Einstein-radius priors: tied to the host (:mod:`builder.inject.population`) or uniform.
+LENS_PRIORS: tuple[str, ...] = ("population", "uniform")
 
 
 def _default_source_sections() -> dict[str, Any]:
@@ -111,14 +115,26 @@ def check_seds(seds: Any, key: str) -> None:
 class InjectionConfig:
     """Distributions and cuts of the lensed-arc injection.
 
-    Ranges are ``(low, high)`` pairs drawn uniformly unless stated otherwise. All draws are
-    independent of the host's brightness; only the lens mass shape follows the host light.
+    Ranges are ``(low, high)`` pairs drawn uniformly unless stated otherwise. The source never
+    depends on the host; the lens mass shape follows the host light, and with the default
+    ``lens_prior: population`` the Einstein radius follows the host's magnitude (and catalogue
+    redshift / velocity dispersion when present).
 
     Attributes
     ----------
+    lens_prior : str
+        ``"population"`` (default): theta_E from the host-tied lens population
+        (:mod:`builder.inject.population`, section ``population``), the source redshift from
+        its ``n(z)`` behind the lens; ``"uniform"``: theta_E uniform in ``theta_e_arcsec`` and the
+        source redshift uniform in ``source.z``.
     theta_e_arcsec : tuple[float, float]
-        Einstein radius range, arcsec (lenstronomy's product-average convention), uniform.
-        Default ``(0.5, 3.0)``.
+        Einstein radius range, arcsec (lenstronomy's product-average convention): the uniform
+        range, or with the population prior the accepted range (draws outside are rejected as
+        ``theta_e_range``). Default ``(0.5, 3.0)``.
+    population : PopulationConfig
+        Lens-population priors (cosmology, Faber-Jackson, redshifts).
+    visibility : VisibilityConfig
+        LensPop-style visibility acceptance and the fraction of flagged hard positives.
     lens_q_sigma : float
         Gaussian scatter of the mass axis ratio about the host light's axis ratio. The draw is a
         normal truncated to ``lens_q_range``. Default 0.1.
@@ -143,12 +159,13 @@ class InjectionConfig:
         :data:`builder.inject.noise.DEFAULT_GAIN_E_PER_NMGY`).
     min_magnification : float
         Minimum total magnification (lensed flux in the stamp / unlensed flux, before the PSF).
-        Default 5.
+        Default 3 (Collett 2015).
     require_multiple_images : bool
         Require the source centre to have at least two images. Default True.
     min_arc_snr : float
         Minimum optimal (matched-filter) S/N of the PSF-convolved arc, summed in quadrature over
-        g, r, z, against the background noise. Default 10.
+        g, r, z, against the background noise (the former acceptance; the visibility cut is
+        the default one now). Default 0 (off).
     noise_sigma_method : str
         Per-pixel background noise for the S/N: ``"psfdepth"`` (from the catalog depth and the
         Moffat noise-equivalent area, default) or ``"annulus_mad"`` (robust MAD of the stamp's
@@ -157,7 +174,10 @@ class InjectionConfig:
         Draws tried before the injection is declared failed. Default 20.
     """
 
+    lens_prior: str = "population"
     theta_e_arcsec: tuple[float, float] = (0.5, 3.0)
+    population: PopulationConfig = field(default_factory=PopulationConfig)
+    visibility: VisibilityConfig = field(default_factory=VisibilityConfig)
     lens_q_sigma: float = 0.1
     lens_q_range: tuple[float, float] = (0.4, 1.0)
     lens_phi_sigma_deg: float = 10.0
@@ -167,9 +187,9 @@ class InjectionConfig:
     adaptive_supersample: bool = True
     psf_kernel_radius_fwhm: float = 4.0
     gain_e_per_nmgy: tuple[float, float, float] = DEFAULT_GAIN_E_PER_NMGY
-    min_magnification: float = 5.0
+    min_magnification: float = 3.0
     require_multiple_images: bool = True
-    min_arc_snr: float = 10.0
+    min_arc_snr: float = 0.0
     noise_sigma_method: str = "psfdepth"
     max_draws: int = 20
 
@@ -182,6 +202,11 @@ class InjectionConfig:
             Dotted path of this config inside the whole configuration.
         """
         p = f"{prefix}." if prefix else ""
+        check(
+            self.lens_prior in LENS_PRIORS,
+            f"{p}lens_prior",
+            f"must be one of {', '.join(LENS_PRIORS)} (got {self.lens_prior!r})",
+        )
         check_range(self.theta_e_arcsec, f"{p}theta_e_arcsec", lo=0.05, hi=10.0)
         check(
             self.lens_q_sigma >= 0.0, f"{p}lens_q_sigma", f"must be >= 0 (got {self.lens_q_sigma})"

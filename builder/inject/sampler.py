@@ -4,14 +4,21 @@ Each draw takes *all* lens and source parameters from the configured distributio
 sequence of generator calls (so a seed reproduces everything, and nothing depends on the host's
 brightness), then applies the cuts from cheapest to most expensive:
 
-1. ``multiple_images`` - the source centre has >= 2 images (triangle mapping at pixel
-   resolution; only if ``cfg.require_multiple_images``);
+0. ``theta_e_range`` - with the host-tied lens population (``cfg.lens_prior``), the drawn
+   Einstein radius lies in ``cfg.theta_e_arcsec``;
+1. ``multiple_images`` - the source centre has >= 2 images (the lens equation solved by
+   :func:`~builder.inject.lensing.find_images`; only if ``cfg.require_multiple_images``);
 2. ``magnification`` - lensed flux in the stamp / unlensed flux >= ``cfg.min_magnification``
    (supersampled render, before the PSF);
-3. ``arc_snr`` - matched-filter S/N of the PSF-convolved arc, g, r, z in quadrature,
-   >= ``cfg.min_arc_snr``.
+3. ``visibility`` - LensPop-style visibility (:mod:`builder.inject.visibility`: stacked g+r S/N
+   over the pixels above 1 sigma >= ``cfg.visibility.min_snr``, resolved, stretched); for a
+   *hard* positive (a fraction ``cfg.visibility.hard_fraction`` of hosts, decided by one uniform
+   before the first draw) only the S/N floor ``cfg.visibility.hard_min_snr`` applies;
+4. ``arc_snr`` - matched-filter S/N of the PSF-convolved arc, g, r, z in quadrature,
+   >= ``cfg.min_arc_snr`` (off by default).
 
 A failed draw is counted under its reason and fully redrawn, up to ``cfg.max_draws`` times.
+Every accepted positive records its visibility quantities and ``visible`` flag.
 """
 
 from __future__ import annotations
@@ -25,24 +32,32 @@ import numpy as np
 from scipy import special
 
 from builder.inject.config import InjectionConfig
-from builder.inject.host_shape import HostShape, measure_host_shape
-from builder.inject.lensing import LensParams
+from builder.inject.host_shape import HostShape, measure_host_mag_r, measure_host_shape
+from builder.inject.lensing import LensParams, find_images
 from builder.inject.noise import (
     arc_poisson_noise,
     background_sigma_nmgy,
     optimal_snr,
     psf_nea_pix,
 )
+from builder.inject.population import LensDraw, draw_lens
 from builder.inject.psf import band_kernel_ffts, convolve
-from builder.inject.render import PixelGrid, n_images, render_components, trace_corners
+from builder.inject.render import PixelGrid, render_components, trace_corners
 from builder.inject.source_light import SOURCE_LIGHTS, Photometry, SourceLight
 from builder.inject.source_light.base import uniform
+from builder.inject.visibility import measure_visibility
 from builder.photometry import nmgy_to_mag
 from builder.psfmodel import DEFAULT_MOFFAT_BETA
 from shards.schema import BANDS, PIXEL_SCALE_ARCSEC, STAMP_SHAPE, STAMP_SIZE_PIX
 
 #: Rejection reasons, in the order the cuts are applied.
-REJECTION_REASONS: tuple[str, ...] = ("multiple_images", "magnification", "arc_snr")
+REJECTION_REASONS: tuple[str, ...] = (
+    "theta_e_range",
+    "multiple_images",
+    "magnification",
+    "visibility",
+    "arc_snr",
+)
 
 
 @dataclass
@@ -86,10 +101,13 @@ class Draw:
     source : SourceLight
         The lensed galaxy's light, of the model ``cfg.source.model`` (position relative to the
         lens centre); its ``photometry`` gives ``mag_r``, ``sed`` and ``redshift``.
+    population : LensDraw or None
+        The host-tied lens-population draw (``cfg.lens_prior == "population"``), else None.
     """
 
     lens: LensParams
     source: SourceLight
+    population: LensDraw | None = None
 
     @property
     def photometry(self) -> Photometry | None:
@@ -127,7 +145,13 @@ def _truncated_normal(
     return min(max(x, lo), hi)
 
 
-def draw_parameters(rng: np.random.Generator, cfg: InjectionConfig, host: HostShape) -> Draw:
+def draw_parameters(
+    rng: np.random.Generator,
+    cfg: InjectionConfig,
+    host: HostShape,
+    host_mag_r: float | None = None,
+    catalog: Mapping[str, Any] | None = None,
+) -> Draw:
     """Draw one set of lens and source parameters.
 
     The generator is called the same number of times whatever the values, so draws are
@@ -149,7 +173,15 @@ def draw_parameters(rng: np.random.Generator, cfg: InjectionConfig, host: HostSh
     Draw
         The parameters.
     """
-    theta_e = uniform(rng, cfg.theta_e_arcsec)
+    population = None
+    z_source = None
+    if cfg.lens_prior == "population":
+        if host_mag_r is None:
+            raise ValueError("lens_prior 'population' needs the host's r magnitude (host_mag_r)")
+        population = draw_lens(host_mag_r, rng, cfg.population, catalog)
+        theta_e, z_source = population.theta_e_arcsec, population.z_source
+    else:
+        theta_e = uniform(rng, cfg.theta_e_arcsec)
     lo, hi = cfg.lens_q_range
     lens_q = _truncated_normal(rng, host.q, cfg.lens_q_sigma, lo, hi)
     lens_phi = (host.phi_deg + cfg.lens_phi_sigma_deg * float(rng.standard_normal())) % 180.0
@@ -158,9 +190,10 @@ def draw_parameters(rng: np.random.Generator, cfg: InjectionConfig, host: HostSh
     radius = cfg.source.offset_max_theta_e * theta_e * math.sqrt(float(rng.uniform()))
     angle = float(rng.uniform(0.0, 2.0 * math.pi))
     x_arcsec, y_arcsec = radius * math.cos(angle), radius * math.sin(angle)
-    source = SOURCE_LIGHTS[cfg.source.model].draw(rng, cfg.source, x_arcsec, y_arcsec)
+    draw_source = SOURCE_LIGHTS[cfg.source.model].draw
+    source = draw_source(rng, cfg.source, x_arcsec, y_arcsec, redshift=z_source)
     lens = LensParams(theta_e, lens_q, lens_phi, gamma1, gamma2)
-    return Draw(lens=lens, source=source)
+    return Draw(lens=lens, source=source, population=population)
 
 
 def _draw_params(draw: Draw, band_flux_nmgy: np.ndarray) -> dict[str, Any]:
@@ -176,6 +209,11 @@ def _draw_params(draw: Draw, band_flux_nmgy: np.ndarray) -> dict[str, Any]:
         "source_y_arcsec": y_arcsec,
         **src.metadata(),
     }
+    if draw.population is not None:
+        pop = draw.population.as_params()
+        for key in ("theta_e_arcsec", "z_source"):  # recorded as theta_e_arcsec and source_z
+            pop.pop(key)
+        out.update(pop)
     if draw.photometry is not None:
         out["source_z"] = draw.redshift
         out["source_sed"] = draw.sed
@@ -238,25 +276,36 @@ def inject_arc(
     nea = psf_nea_pix(fwhms, moffat_beta, psf_images)
     sigma = background_sigma_nmgy(stamp, catalog, nea, cfg.noise_sigma_method)
     host = measure_host_shape(stamp[BANDS.index("r")])
+    host_mag_r = measure_host_mag_r(stamp[BANDS.index("r")])
     grid = PixelGrid(STAMP_SIZE_PIX, PIXEL_SCALE_ARCSEC, cfg.supersample)
 
     common: dict[str, Any] = {"host_q": host.q, "host_phi_deg": host.phi_deg}
     common["host_shape_measured"] = host.measured
+    common["host_mag_r"] = host_mag_r
+    common["lens_prior"] = cfg.lens_prior
     for b, band in enumerate(BANDS):
         common[f"psf_fwhm_{band}"] = fwhms[b]
         common[f"gain_e_per_nmgy_{band}"] = gains[b]
         common[f"noise_sigma_nmgy_{band}"] = float(sigma[b])
     common["psf_model"] = "supplied" if psf_images is not None else "moffat"
 
+    vis_cfg = cfg.visibility
+    hard = float(rng.uniform()) < vis_cfg.hard_fraction
+    common["hard_positive"] = hard
     rejections = dict.fromkeys(REJECTION_REASONS, 0)
     for n_draw in range(1, cfg.max_draws + 1):
-        draw = draw_parameters(rng, cfg, host)
-        corners = trace_corners(draw.lens, grid)
-        images = n_images(draw.lens, draw.source, grid, corners)
+        draw = draw_parameters(rng, cfg, host, host_mag_r, catalog)
+        theta_e = draw.lens.theta_e_arcsec
+        lo, hi = cfg.theta_e_arcsec
+        if not lo <= theta_e <= hi:
+            rejections["theta_e_range"] += 1
+            continue
+        images = find_images(draw.lens, *draw.source.center_arcsec()).count
         if cfg.require_multiple_images and images < 2:
             rejections["multiple_images"] += 1
             continue
         # one unit-flux image per colour component: its sum is that component's magnification
+        corners = trace_corners(draw.lens, grid)
         components = render_components(
             draw.lens, draw.source, grid, cfg.adaptive_supersample, corners
         )
@@ -270,6 +319,20 @@ def inject_arc(
         for unit, comp_flux in components:
             term = convolve(unit, spectra) * comp_flux.astype(np.float32)[:, None, None]
             arc = term if arc is None else arc + term
+        vis = measure_visibility(
+            arc,
+            sigma,
+            gains,
+            fwhms,
+            theta_e,
+            draw.source.half_light_radius_arcsec(),
+            magnification,
+            vis_cfg,
+            cfg.min_magnification,
+        )
+        if not (vis.snr >= vis_cfg.hard_min_snr if hard else vis.visible):
+            rejections["visibility"] += 1
+            continue
         snr = optimal_snr(arc, sigma, gains)
         snr_total = float(np.sqrt(np.sum(snr * snr)))
         if snr_total < cfg.min_arc_snr:
@@ -281,6 +344,7 @@ def inject_arc(
         params["n_images"] = images
         params["magnification"] = magnification
         params["arc_snr"] = snr_total
+        params.update(vis.as_params())
         for b, band in enumerate(BANDS):
             params[f"arc_snr_{band}"] = float(snr[b])
             params[f"arc_flux_nmgy_{band}"] = float(arc[b].sum(dtype=np.float64))

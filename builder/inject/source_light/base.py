@@ -114,6 +114,10 @@ class SourceLight:
         """Model-specific per-sample metadata (JSON scalars, keys ``source_*``)."""
         return {}
 
+    def half_light_radius_arcsec(self) -> float:
+        """Unlensed half-light radius of the whole source, arcsec (the visibility criteria)."""
+        raise NotImplementedError(f"{type(self).__name__} must define half_light_radius_arcsec")
+
 
 @dataclass(frozen=True)
 class Photometry:
@@ -143,17 +147,25 @@ def uniform(rng: np.random.Generator, pair: tuple[float, float]) -> float:
     return float(rng.uniform(pair[0], pair[1]))
 
 
-def draw_photometry(rng: np.random.Generator, cfg: SourceConfig) -> Photometry:
-    """Draw magnitude, SED and redshift from ``injection.source`` (three generator calls)."""
+def draw_photometry(
+    rng: np.random.Generator, cfg: SourceConfig, redshift: float | None = None
+) -> Photometry:
+    """Draw magnitude, SED and redshift from ``injection.source`` (three generator calls).
+
+    ``redshift``, when given (e.g. by the lens population), replaces the uniform draw in
+    ``cfg.z``; the generator is called the same number of times either way.
+    """
     mag_r = uniform(rng, cfg.mag_r)
     sed = str(cfg.seds[int(rng.integers(len(cfg.seds)))])
-    redshift = uniform(rng, cfg.z)
-    return Photometry(mag_r=mag_r, sed=sed, redshift=redshift)
+    z_uniform = uniform(rng, cfg.z)
+    z = z_uniform if redshift is None else float(redshift)
+    return Photometry(mag_r=mag_r, sed=sed, redshift=z)
 
 
-#: ``draw(rng, source_cfg, x_arcsec, y_arcsec) -> SourceLight``: all random parameters of one
-#: source at a given centre, with a fixed sequence of generator calls.
-DrawFn = Callable[[np.random.Generator, "SourceConfig", float, float], SourceLight]
+#: ``draw(rng, source_cfg, x_arcsec, y_arcsec, redshift=None) -> SourceLight``: all random
+#: parameters of one source at a given centre (at ``redshift`` when the lens population set it),
+#: with a fixed sequence of generator calls.
+DrawFn = Callable[..., SourceLight]
 
 
 @dataclass(frozen=True)

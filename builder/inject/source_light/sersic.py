@@ -98,7 +98,12 @@ class SersicLight(SourceLight):
 
     @classmethod
     def draw(
-        cls, rng: np.random.Generator, cfg: SourceConfig, x_arcsec: float, y_arcsec: float
+        cls,
+        rng: np.random.Generator,
+        cfg: SourceConfig,
+        x_arcsec: float,
+        y_arcsec: float,
+        redshift: float | None = None,
     ) -> SersicLight:
         """Draw shape (re, n, q, angle) then photometry: seven generator calls.
 
@@ -110,6 +115,8 @@ class SersicLight(SourceLight):
             ``injection.source`` (this model reads ``cfg.section("sersic")``).
         x_arcsec, y_arcsec : float
             Source centre, arcsec from the lens centre.
+        redshift : float or None
+            Source redshift when already drawn (lens population); else uniform in ``cfg.z``.
 
         Returns
         -------
@@ -121,7 +128,7 @@ class SersicLight(SourceLight):
         n_sersic = uniform(rng, shape.n)
         q = uniform(rng, shape.q)
         phi_deg = float(rng.uniform(0.0, 180.0))
-        phot = draw_photometry(rng, cfg)
+        phot = draw_photometry(rng, cfg, redshift)
         flux = tuple(float(f) for f in phot.band_fluxes_nmgy())
         return cls(x_arcsec, y_arcsec, re_arcsec, n_sersic, q, phi_deg, flux, phot)
 
@@ -142,6 +149,10 @@ class SersicLight(SourceLight):
     def core_radius_arcsec(self) -> float:
         """``CORE_RADIUS_RE`` half-light radii along the major axis, arcsec."""
         return CORE_RADIUS_RE * self.re_arcsec / math.sqrt(self.q)
+
+    def half_light_radius_arcsec(self) -> float:
+        """The Sersic half-light radius (product average of the semi-axes), arcsec."""
+        return self.re_arcsec
 
     def metadata(self) -> dict[str, Any]:
         """``source_re_arcsec``, ``source_n_sersic``, ``source_q``, ``source_phi_deg``."""
