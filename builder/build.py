@@ -37,6 +37,7 @@ from common.checksum import file_sha256
 from common.configio import to_dict
 from shards.manifest import MANIFEST_NAME, REJECTS_NAME, Manifest, ManifestError, ShardEntry
 from shards.schema import SPLITS
+from shards.verify import index_problems
 
 VERSIONED_PACKAGES = (
     "numpy",
@@ -77,7 +78,11 @@ def package_versions() -> dict[str, str]:
 
 def build_limits(cfg: BuildConfig) -> Limits:
     """The configured plausibility limits for catalog values."""
-    return Limits(tuple(cfg.rejects.psfsize_arcsec), tuple(cfg.rejects.psfdepth_invnmgy2))
+    return Limits(
+        tuple(cfg.rejects.psfsize_arcsec),
+        tuple(cfg.rejects.psfdepth_invnmgy2),
+        float(cfg.rejects.max_abs_pixel_nmgy),
+    )
 
 
 def generated_description(cfg: BuildConfig) -> dict[str, Any]:
@@ -132,7 +137,7 @@ def ensure_generated_parents(
 
 def source_description(spec: SourceSpec) -> dict[str, Any]:
     """What identifies the input in the fingerprint: kind, resolved path and size (no mtime)."""
-    p = Path(spec.path)
+    p = Path(spec.path).resolve()  # the same input however it is named (relative, symlink)
     if p.is_file():
         size = p.stat().st_size
     else:
@@ -184,6 +189,8 @@ def _reusable(out_dir: Path, task: ShardTask, old: Manifest | None) -> TaskSumma
     if summary.sha256 != entry.sha256 or summary.n_planned != len(task.samples):
         return None
     if file_sha256(shard) != entry.sha256:
+        return None
+    if index_problems(shard, entry.sha256):  # a missing, stale or edited offset index
         return None
     return summary
 

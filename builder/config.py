@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,17 +151,27 @@ class RejectConfig:
         Accepted PSF FWHM range (arcsec).
     psfdepth_invnmgy2 : list
         Accepted psfdepth range (1/nanomaggy^2).
+    max_abs_pixel_nmgy : float
+        Largest plausible |pixel| of a parent stamp, nanomaggies (default 1e5 = AB 10.0 mag in
+        one 0.262" pixel); stamps beyond it are rejected (``implausible_pixels``) and
+        ``builder verify`` flags shards holding such pixels.
     """
 
     max_reject_fraction: float = 0.05
     psfsize_arcsec: tuple[float, float] = Limits.psfsize_arcsec
     psfdepth_invnmgy2: tuple[float, float] = Limits.psfdepth_invnmgy2
+    max_abs_pixel_nmgy: float = Limits.max_abs_pixel_nmgy
 
     def validate(self, prefix: str = "rejects") -> None:
         check_between(self.max_reject_fraction, f"{prefix}.max_reject_fraction", 0.0, 1.0)
         for name in ("psfsize_arcsec", "psfdepth_invnmgy2"):
             lo, hi = getattr(self, name)
             check(0 < lo < hi, f"{prefix}.{name}", f"need 0 < low < high (got [{lo}, {hi}])")
+        check(
+            float(self.max_abs_pixel_nmgy) > 0,
+            f"{prefix}.max_abs_pixel_nmgy",
+            f"must be > 0 (got {self.max_abs_pixel_nmgy})",
+        )
 
 
 @dataclass
@@ -190,8 +201,15 @@ class BuildConfig:
         return to_dict(self)
 
     def fingerprint(self, source_desc: dict[str, Any]) -> str:
-        """sha256 of the canonical config plus the input description."""
-        blob = json.dumps({"config": self.to_dict(), "source": source_desc}, sort_keys=True)
+        """sha256 of the canonical config plus the input description.
+
+        The input path enters resolved (absolute, symlinks and ``..`` removed), so the same input
+        named relatively, absolutely or through a symlink gives the same fingerprint.
+        """
+        config = self.to_dict()
+        if config.get("input", {}).get("path"):
+            config["input"]["path"] = os.path.realpath(config["input"]["path"])
+        blob = json.dumps({"config": config, "source": source_desc}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -26,6 +26,7 @@ from builder.parents.base import PARENT_META_COLUMNS, Rejection
 from builder.parents.open import SourceSpec, open_source
 from builder.plan import PlannedSample, ShardTask, catalog_dict
 from builder.splits import galaxy_seed
+from builder.validate import storage_overflow
 from common.atomic import atomic_write_text
 from shards.schema import shard_name
 from shards.writer import Sample, ShardWriter
@@ -164,6 +165,15 @@ def run_task(
             cat = catalog_dict(s)
             fields = _sample_fields(s, rec, cat, task.split, cfg, summary, failed)
             if fields is None:
+                continue
+            overflow = storage_overflow(fields, cfg.output.dtype)  # before a byte is written
+            if overflow is not None:
+                summary.accepted -= s.role == "host"
+                summary.rejections.append(
+                    Rejection(
+                        s.galaxy_id, s.location, "float16_overflow", "write", overflow
+                    ).to_json()
+                )
                 continue
             writer.write(Sample.from_fields(s.key, fields))
             crash_point("samples")

@@ -3,7 +3,10 @@
 Reasons (stable strings, counted in the manifest):
 ``corrupt_stamp``, ``bad_shape``, ``missing_band``, ``nonfinite_pixels``, ``zero_band``,
 ``missing_catalog``, ``nonfinite_catalog``, ``bad_psfsize``, ``bad_psfdepth``,
-``duplicate_galaxy_id``, ``unreadable_file``, ``bad_galaxy_id``, ``injection_failed``.
+``duplicate_galaxy_id``, ``unreadable_file``, ``bad_galaxy_id``, ``injection_failed``,
+``bad_radec`` (ra outside [0, 360] or dec outside [-90, 90] degrees), ``implausible_pixels``
+(a pixel beyond ``Limits.max_abs_pixel_nmgy``), ``float16_overflow`` (a value that float16
+storage cannot hold, found before the sample is written).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from builder.errors import BuilderError
-from shards.schema import BANDS, CATALOG_FIELDS, STAMP_SHAPE
+from shards.schema import BANDS, CATALOG_FIELDS, MAX_ABS_PIXEL_NMGY, STAMP_SHAPE
 
 REASONS: tuple[str, ...] = (
     "corrupt_stamp",
@@ -30,7 +33,12 @@ REASONS: tuple[str, ...] = (
     "unreadable_file",
     "bad_galaxy_id",
     "injection_failed",
+    "bad_radec",
+    "implausible_pixels",
+    "float16_overflow",
 )
+
+FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65504
 
 
 @dataclass(frozen=True)
@@ -44,10 +52,14 @@ class Limits:
     psfdepth_invnmgy2 : tuple[float, float]
         Accepted point-source inverse variance range, 1/nanomaggy^2. 1 corresponds to a
         5-sigma depth of 20.75 mag, 1e6 to 35.75 mag; DR10 is ~ 1e2-1e4.
+    max_abs_pixel_nmgy : float
+        Largest plausible |pixel| in nanomaggies per 0.262" pixel (default 1e5, AB 10.0 mag in
+        one pixel, see :data:`shards.schema.MAX_ABS_PIXEL_NMGY`); beyond it a stamp is corrupt.
     """
 
     psfsize_arcsec: tuple[float, float] = (0.5, 4.0)
     psfdepth_invnmgy2: tuple[float, float] = (1.0, 1.0e6)
+    max_abs_pixel_nmgy: float = MAX_ABS_PIXEL_NMGY
 
 
 class BadRecord(BuilderError):
@@ -60,8 +72,12 @@ class BadRecord(BuilderError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
-def check_stamp(stamp: np.ndarray) -> np.ndarray:
-    """Return the stamp as C-contiguous float32 (3, 64, 64) or raise :class:`BadRecord`."""
+def check_stamp(stamp: np.ndarray, limits: Limits = Limits()) -> np.ndarray:
+    """Return the stamp as C-contiguous float32 (3, 64, 64) or raise :class:`BadRecord`.
+
+    Pixels must be finite, no band all zero, and every |pixel| at most
+    ``limits.max_abs_pixel_nmgy`` (``implausible_pixels``).
+    """
     arr = np.asarray(stamp)
     if arr.shape != STAMP_SHAPE:
         raise BadRecord("bad_shape", f"expected {STAMP_SHAPE}, got {arr.shape}")
@@ -72,6 +88,13 @@ def check_stamp(stamp: np.ndarray) -> np.ndarray:
     if not finite.all():
         bad = [BANDS[b] for b in range(arr.shape[0]) if not finite[b].all()]
         raise BadRecord("nonfinite_pixels", f"NaN/inf pixels in band(s) {','.join(bad)}")
+    peak = float(np.abs(arr).max())
+    if peak > limits.max_abs_pixel_nmgy:
+        raise BadRecord(
+            "implausible_pixels",
+            f"|pixel| {peak:.3g} nmgy above the plausible {limits.max_abs_pixel_nmgy:g} "
+            "(rejects.max_abs_pixel_nmgy)",
+        )
     for b, band in enumerate(BANDS):
         if not np.any(arr[b]):
             raise BadRecord("zero_band", f"band {band} is all zero")
@@ -84,6 +107,10 @@ def check_catalog(catalog: Mapping[str, object], limits: Limits = Limits()) -> d
     for name in CATALOG_FIELDS:
         if name not in catalog or catalog[name] is None:
             raise BadRecord("missing_catalog", f"no value for {name}")
+        if isinstance(catalog[name], bool | np.bool_):
+            raise BadRecord(
+                "nonfinite_catalog", f"{name}={catalog[name]!r} is a boolean, not a number"
+            )
         try:
             v = float(catalog[name])  # type: ignore[arg-type]
         except (TypeError, ValueError):
@@ -103,9 +130,28 @@ def check_catalog(catalog: Mapping[str, object], limits: Limits = Limits()) -> d
         v = out[f"psfdepth_{b}"]
         if not lo <= v <= hi:
             raise BadRecord("bad_psfdepth", f"psfdepth_{b}={v} 1/nmgy^2 outside [{lo}, {hi}]")
+    if not (0.0 <= out["ra"] <= 360.0):
+        raise BadRecord("bad_radec", f"ra={out['ra']} deg outside [0, 360]")
     if not (-90.0 <= out["dec"] <= 90.0):
-        raise BadRecord("nonfinite_catalog", f"dec={out['dec']} outside [-90, 90]")
+        raise BadRecord("bad_radec", f"dec={out['dec']} deg outside [-90, 90]")
     return out
+
+
+def storage_overflow(values: Mapping[str, object], dtype: str) -> str | None:
+    """Why the array values of a sample cannot be stored in ``dtype``, or ``None`` if they can.
+
+    float16 holds |x| <= 65504; a larger finite value would become inf in the shard. Checked
+    before writing, so one bright pixel is a ``float16_overflow`` rejection of its row instead of
+    an error that stops the build.
+    """
+    if dtype != "float16":
+        return None
+    for name, value in values.items():
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.size:
+            peak = float(np.abs(value).max())
+            if peak > FLOAT16_MAX:
+                return f"{name}: |value| {peak:.6g} exceeds the float16 maximum {FLOAT16_MAX:g}"
+    return None
 
 
 def check_galaxy_id(galaxy_id: object) -> str:

@@ -150,7 +150,8 @@ class JsonObjectCodec:
 
 
 class BinaryLabelCodec:
-    """A class label stored as ASCII ``0`` or ``1``; any other value is refused both ways."""
+    """A class label stored as the single ASCII byte ``0`` or ``1``; anything else (another
+    value, whitespace, padding) is refused both ways."""
 
     def encode(self, value: Any, spec: MemberSpec, storage_dtype: str, where: str) -> bytes:
         try:
@@ -162,7 +163,7 @@ class BinaryLabelCodec:
         return str(int(value)).encode()
 
     def decode(self, data: bytes | memoryview, spec: MemberSpec, where: str) -> int:
-        text = bytes(data).strip()
+        text = bytes(data)  # exactly what the writer writes: no whitespace, no other value
         if text not in (b"0", b"1"):
             raise ShardFormatError(f"{where}: label must be ASCII 0 or 1, got {text[:20]!r}")
         return int(text)

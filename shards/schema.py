@@ -14,6 +14,9 @@ from shards.codecs import BINARY_LABEL, JSON_OBJECT, NPY_ARRAY, Codec
 from shards.errors import MemberTableError
 
 SCHEMA_VERSION = 1
+# Version of the offset index (``X.idx.json``) layout, independent of the sample schema:
+# 1 = member entries [header offset, data offset, size]; 2 adds the member's CRC32.
+INDEX_VERSION = 2
 
 BANDS: tuple[str, ...] = ("g", "r", "z")
 STAMP_SIZE_PIX = 64
@@ -23,6 +26,11 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 ROLES: tuple[str, ...] = ("host", "control")  # host: arc injected, label 1; control: label 0
 
 STORAGE_DTYPES: tuple[str, ...] = ("float32", "float16")  # of the stamp-like array members
+
+# Largest plausible |pixel| of a stamp, nanomaggies per 0.262" pixel: 1e5 nmgy is AB 10.0 mag in
+# a single pixel, far brighter than a DR10 coadd records without saturating (the cores of
+# 12-13 mag stars); larger values are corrupt data (build config key rejects.max_abs_pixel_nmgy).
+MAX_ABS_PIXEL_NMGY = 1.0e5
 
 
 @dataclass(frozen=True)

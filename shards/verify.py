@@ -10,22 +10,31 @@ Checks, each reported separately:
 * keys are unique across the whole dataset;
 * no galaxy id appears in two splits, or in two roles (except the paired-controls ablation);
 * metadata agrees with the label and the shard: ``label``, ``role``, ``split``, ``key``;
+* every shard's offset index matches its tar exactly: the index's ``tar_sha256`` is the shard's,
+  and every member's header offset, data offset, size and CRC32 are what the tar holds;
+* every shard path of the manifest stays inside the dataset root;
+* array members hold no pixel beyond the plausible bound (``rejects.max_abs_pixel_nmgy`` of the
+  build config, default :data:`shards.schema.MAX_ABS_PIXEL_NMGY`);
 * no stray ``.tar`` files outside the manifest.
 """
 
 from __future__ import annotations
 
+import tarfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from common.checksum import file_sha256
 from shards.errors import ManifestError, ShardFormatError
 from shards.manifest import Manifest
-from shards.reader import iter_tar_samples
-from shards.schema import MEMBERS, SPLITS, MemberTable
+from shards.paths import shard_path
+from shards.reader import iter_tar_samples, load_index
+from shards.schema import MAX_ABS_PIXEL_NMGY, MEMBERS, SPLITS, MemberTable
+from shards.writer import build_index
 
 
 @dataclass
@@ -55,7 +64,61 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def verify_dataset(root: str | Path, members: MemberTable | None = None) -> VerifyReport:
+def index_problems(path: str | Path, sha256: str, table: MemberTable | None = None) -> list[str]:
+    """Differences between the offset index beside ``path`` and the tar itself (sha ``sha256``).
+
+    Empty when the index is exactly what :func:`shards.writer.build_index` computes from the
+    tar (every member's offsets, size and CRC32, the tar's size, sample count and sha256).
+    Used by ``builder verify`` and by resume, which rebuilds a shard whose index is wrong.
+    """
+    path = Path(path)
+    table = MEMBERS if table is None else table
+    try:
+        index = load_index(path, table.schema_version)
+    except ShardFormatError as exc:
+        return [str(exc)]
+    if index.get("tar_sha256") != sha256:
+        return ["offset index records another tar (its tar_sha256 is not the shard's)"]
+    try:
+        want = build_index(path, sha256, table.schema_version)
+    except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+        return [f"cannot index the tar ({type(exc).__name__}: {exc})"]
+    problems = []
+    for what in ("tar_bytes", "n_samples"):
+        if index.get(what) != want[what]:
+            problems.append(f"offset index {what} {index.get(what)} != {want[what]} in the tar")
+    got_samples, want_samples = index["samples"], want["samples"]
+    if [s["key"] for s in got_samples] != [s["key"] for s in want_samples]:
+        problems.append("offset index lists other sample keys than the tar holds")
+        return problems
+    for got, ref in zip(got_samples, want_samples, strict=True):
+        for suffix in sorted(set(got["members"]) | set(ref["members"])):
+            g: Any = got["members"].get(suffix)
+            r: Any = ref["members"].get(suffix)
+            if g is not None and r is not None:
+                r = r[: len(g)]  # an index version 1 entry has no CRC32
+            if g != r:
+                problems.append(
+                    f"offset index entry of {got['key']}.{suffix} is {g}, the tar has {r} "
+                    "([header offset, data offset, size, crc32])"
+                )
+    return problems
+
+
+def _pixel_bound(manifest: Manifest, override: float | None) -> float:
+    """The |pixel| bound: the argument, else the build config's, else the default."""
+    if override is not None:
+        return float(override)
+    rejects = manifest.config.get("rejects") if isinstance(manifest.config, dict) else None
+    value = rejects.get("max_abs_pixel_nmgy") if isinstance(rejects, dict) else None
+    return float(value) if isinstance(value, int | float) else MAX_ABS_PIXEL_NMGY
+
+
+def verify_dataset(
+    root: str | Path,
+    members: MemberTable | None = None,
+    max_abs_pixel_nmgy: float | None = None,
+) -> VerifyReport:
     """Run every check on the dataset at ``root``; never raises for data problems.
 
     Parameters
@@ -64,6 +127,9 @@ def verify_dataset(root: str | Path, members: MemberTable | None = None) -> Veri
         Dataset directory (holds ``manifest.json``).
     members : MemberTable, optional
         Member table the dataset was written with (default :data:`shards.schema.MEMBERS`).
+    max_abs_pixel_nmgy : float, optional
+        Largest plausible |pixel| in nanomaggies (default: the build config's
+        ``rejects.max_abs_pixel_nmgy``, else :data:`shards.schema.MAX_ABS_PIXEL_NMGY`).
     """
     root = Path(root)
     table = MEMBERS if members is None else members
@@ -79,25 +145,32 @@ def verify_dataset(root: str | Path, members: MemberTable | None = None) -> Veri
             f"manifest status is {manifest.status!r}, not 'complete' (build unfinished)"
         )
     paired = manifest.controls == "paired"
+    bound = _pixel_bound(manifest, max_abs_pixel_nmgy)
     key_where: dict[str, str] = {}
     galaxy_splits: dict[str, set[str]] = defaultdict(set)
     galaxy_roles: dict[str, list[str]] = defaultdict(list)
     listed = set()
     for entry in sorted(manifest.shards, key=lambda s: (s.split, s.index)):
         report.n_shards += 1
-        path = root / entry.path
-        listed.add(path.resolve())
         name = entry.path
+        try:
+            path = shard_path(root, entry.path)
+        except ManifestError as exc:
+            report.errors.append(str(exc))
+            continue
+        listed.add(path.resolve())
         if not path.is_file():
             report.errors.append(f"{name}: listed in the manifest but missing")
             continue
         size = path.stat().st_size
         if size != entry.bytes:
             report.errors.append(f"{name}: {size} bytes, manifest says {entry.bytes}")
-        if file_sha256(path) != entry.sha256:
+        sha256 = file_sha256(path)
+        if sha256 != entry.sha256:
             report.errors.append(
                 f"{name}: sha256 differs from the manifest (corrupted or replaced)"
             )
+        report.errors.extend(f"{name}: {p}" for p in index_problems(path, sha256, table))
         n = n_pos = n_neg = 0
         try:
             for s in iter_tar_samples(str(path), table):
@@ -109,8 +182,17 @@ def verify_dataset(root: str | Path, members: MemberTable | None = None) -> Veri
                     report.errors.append(f"{name}: duplicate key {key} (also in {key_where[key]})")
                 key_where[key] = name
                 for row in finite_rows:
-                    if row.field in s and not np.isfinite(s[row.field]).all():
+                    if row.field not in s:
+                        continue
+                    values = s[row.field]
+                    if not np.isfinite(values).all():
                         report.errors.append(f"{name}: {key}.{row.suffix} has non-finite values")
+                    elif values.size and float(np.abs(values).max()) > bound:
+                        report.errors.append(
+                            f"{name}: {key}.{row.suffix} has |pixel| "
+                            f"{float(np.abs(values).max()):.3g} "
+                            f"nmgy, above the plausible {bound:g} (rejects.max_abs_pixel_nmgy)"
+                        )
                 if meta.get("label") != label:
                     report.errors.append(
                         f"{name}: {key}.json label {meta.get('label')} != .cls {label}"

@@ -20,7 +20,7 @@ zero-weight batches up to the same number of steps, so DDP ranks never wait on e
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 
 from common.configio import check
 from shards.manifest import Manifest, ManifestError
+from shards.paths import shard_path
 from shards.schema import SAFE_MODEL_METADATA, STAMP_SHAPE
 from train.collate import Batch
 from train.errors import LoaderError
@@ -100,6 +101,17 @@ class DataConfig:
 
 def shard_list(root: str | Path, split: str) -> tuple[list[tuple[str, int]], int]:
     """``(url, n_samples)`` of each shard of ``split`` and the manifest's expected total."""
+    shards, _, expected = _split_shards(root, split)
+    return shards, expected
+
+
+def _split_shards(
+    root: str | Path, split: str
+) -> tuple[list[tuple[str, int]], dict[str, tuple[int, str]], int]:
+    """``(url, n_samples)`` per shard, ``url -> (n_samples, sha256)`` and the expected total.
+
+    Shard paths that leave the dataset root are refused (:func:`shards.paths.shard_path`).
+    """
     manifest = Manifest.load(root)
     if manifest.status != "complete":
         raise ManifestError(
@@ -112,8 +124,11 @@ def shard_list(root: str | Path, split: str) -> tuple[list[tuple[str, int]], int
             "control, the Gen-2 design); metrics on it do not measure lens finding",
             stacklevel=2,
         )
-    shards = [(str(Path(root) / e.path), e.n_samples) for e in manifest.shards_for(split)]
-    return shards, manifest.expected(split)
+    entries = manifest.shards_for(split)
+    urls = [str(shard_path(root, e.path)) for e in entries]
+    shards = [(url, e.n_samples) for url, e in zip(urls, entries, strict=True)]
+    info = {url: (e.n_samples, e.sha256) for url, e in zip(urls, entries, strict=True)}
+    return shards, info, manifest.expected(split)
 
 
 def make_pipeline(
@@ -124,11 +139,14 @@ def make_pipeline(
     rank: int,
     world_size: int,
     training: bool,
+    shard_info: Mapping[str, tuple[int, str]] | None = None,
 ) -> wds.DataPipeline:
     """The per-rank ``wds.DataPipeline`` over an epoch's planned work items.
 
     ``items`` is the full plan of :func:`train.partition.plan_work_items` (all ranks); the
-    pipeline keeps this rank's and this worker's share at iteration time.
+    pipeline keeps this rank's and this worker's share at iteration time. ``shard_info``
+    (url -> manifest ``(n_samples, sha256)``) makes every shard opened be checked against
+    its manifest entry.
     """
     shuffle = training and cfg.shuffle_buffer > 1
     return wds.DataPipeline(
@@ -136,7 +154,7 @@ def make_pipeline(
         split_by_rank(rank, world_size),
         wds.split_by_worker,
         check_worker_count(cfg.num_workers),
-        expand_items(),
+        expand_items(shard_info),
         seeded_shuffle(cfg.shuffle_buffer, cfg.seed, epoch, rank) if shuffle else None,
         wds.batched(cfg.batch_size, collation_fn=None, partial=True),
         make_batches(cfg.preprocess, training and cfg.augment, cfg.seed, epoch, rank),
@@ -284,9 +302,15 @@ def make_loader(
     cfg.validate()
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} outside world_size {world_size}")
-    shards, expected = shard_list(root, split)
+    shards, info, expected = _split_shards(root, split)
     items = plan_work_items(shards, world_size, cfg.num_workers, cfg.seed, epoch, shuffle=training)
     dataset = make_pipeline(
-        items, cfg, epoch=epoch, rank=rank, world_size=world_size, training=training
+        items,
+        cfg,
+        epoch=epoch,
+        rank=rank,
+        world_size=world_size,
+        training=training,
+        shard_info=info,
     )
     return EpochLoader(dataset, cfg, items, rank=rank, world_size=world_size, expected=expected)

@@ -8,14 +8,14 @@ Every random stream is seeded from ``(seed, epoch, rank, worker, stream)`` (:fun
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 import webdataset as wds
 
-from shards.reader import IndexedShard, ShardFormatError
+from shards.reader import IndexedShard, ShardFormatError, check_against_manifest
 from train.collate import Batch, collate
 from train.errors import LoaderError
 from train.partition import WorkItem, n_worker_slots
@@ -104,20 +104,27 @@ def _check_worker_count(src: Iterable[dict], num_workers: int) -> Iterator[dict]
 check_worker_count = wds.pipelinefilter(_check_worker_count)
 
 
-def _expand_items(src: Iterable[dict]) -> Iterator[dict[str, Any]]:
+def _expand_items(
+    src: Iterable[dict], shard_info: Mapping[str, tuple[int, str]] | None = None
+) -> Iterator[dict[str, Any]]:
     """Decoded samples of each ``{"url", "start", "stop"}`` item, via the shard's offset index.
+
+    ``shard_info`` maps a shard url to its manifest ``(n_samples, sha256)``; a shard whose index
+    holds another number of samples, or records another tar, is refused.
 
     Raises
     ------
     ShardFormatError
-        Corrupt, truncated or unsafe shard (the message names the shard and member), or a shard
-        holding fewer samples than the item asks for.
+        Corrupt, truncated or unsafe shard (the message names the shard and member), a shard
+        holding fewer samples than the item asks for, or one that disagrees with the manifest.
     """
     for item in src:
         url, start, stop = item["url"], item["start"], item["stop"]
         if stop <= start:
             continue  # padding item
         shard = IndexedShard(url)
+        if shard_info is not None and url in shard_info:
+            check_against_manifest(shard, *shard_info[url])
         if stop > len(shard):
             raise ShardFormatError(
                 f"{url}: holds {len(shard)} samples but the manifest plan reads up to {stop}"

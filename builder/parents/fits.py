@@ -38,7 +38,8 @@ from builder.parents.base import (
     fill_missing_depths,
 )
 from builder.parents.config import FitsConfig
-from builder.validate import BadRecord, check_catalog, check_galaxy_id, check_stamp
+from builder.validate import BadRecord, Limits, check_catalog, check_galaxy_id, check_stamp
+from common.files import NotRegularFileError, not_regular_reason, require_regular_file
 from shards.schema import BANDS, CATALOG_FIELDS, STAMP_SIZE_PIX
 
 _FITS_ERRORS = (OSError, ValueError, TypeError, IndexError, KeyError, EOFError)
@@ -78,6 +79,10 @@ def load_side_table(path: str | Path) -> dict[str, dict[str, object]]:
     """
     path = Path(path)
     try:
+        require_regular_file(path, "side table")
+    except NotRegularFileError as exc:
+        raise SourceError(str(exc)) from None
+    try:
         if path.suffix.lower() == ".csv":
             table = pacsv.read_csv(path)
         else:
@@ -88,6 +93,9 @@ def load_side_table(path: str | Path) -> dict[str, dict[str, object]]:
     if key is None:
         raise SourceError(f"side table {path} has neither a 'galaxy_id' nor a 'filename' column")
     fields = [f for f in CATALOG_FIELDS if f in table.column_names]
+    for f in fields:
+        if pa.types.is_boolean(table.schema.field(f).type):
+            raise SourceError(f"side table {path}: column {f!r} is boolean, expected numbers")
     keys = [None if k is None else str(k) for k in table.column(key).to_pylist()]
     values = {f: table.column(f).to_pylist() for f in fields}
     out: dict[str, dict[str, object]] = {}
@@ -151,16 +159,22 @@ def header_radec(header: fits.Header) -> tuple[float | None, float | None]:
     return None, None
 
 
-def read_cutout(path: Path, hdu: int = 0) -> tuple[np.ndarray, fits.Header]:
+def read_cutout(
+    path: Path, hdu: int = 0, limits: Limits | None = None
+) -> tuple[np.ndarray, fits.Header]:
     """Read one cutout: the g, r, z planes centre-cropped to (3, 64, 64), and its header.
 
     Raises
     ------
     BadRecord
-        ``unreadable_file`` (not FITS, truncated, no such HDU or no data), ``missing_band``
+        ``unreadable_file`` (not FITS, truncated, no such HDU or no data, or not a regular
+        file: a dangling symlink, a symlink loop, a FIFO, never opened), ``missing_band``
         (fewer than 3 planes, or header bands lacking one), ``bad_shape`` (not 2-D/3-D, or
         smaller than 64 x 64), or a :func:`builder.validate.check_stamp` reason.
     """
+    why = not_regular_reason(path)
+    if why is not None:
+        raise BadRecord("unreadable_file", f"{path.name} is {why}, not a regular file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # astropy warns before failing on truncated files
@@ -180,7 +194,8 @@ def read_cutout(path: Path, hdu: int = 0) -> tuple[np.ndarray, fits.Header]:
     if data.shape[0] < len(BANDS):
         raise BadRecord("missing_band", f"{data.shape[0]} plane(s), expected 3 (g, r, z)")
     planes = band_planes(header, data.shape[0])
-    return check_stamp(center_crop(data[planes])), header
+    stamp = check_stamp(center_crop(data[planes]), limits if limits is not None else Limits())
+    return stamp, header
 
 
 class FitsSource:
@@ -214,7 +229,11 @@ class FitsSource:
         self.limits = self.context.limits
         if not self.directory.is_dir():
             raise SourceError(f"FITS directory not found: {self.directory}")
-        self._files = sorted(p for p in self.directory.glob(self.cfg.pattern) if p.is_file())
+        # Every match but directories: dangling or looping symlinks and FIFOs are kept, so that
+        # they are recorded as rejects (unreadable_file) and counted, never skipped silently.
+        self._files = sorted(
+            p for p in self.directory.glob(self.cfg.pattern) if p.is_symlink() or not p.is_dir()
+        )
         if not self._files:
             raise SourceError(f"no files matching {self.cfg.pattern!r} in {self.directory}")
         self._side = load_side_table(self.cfg.side_table) if self.cfg.side_table else {}
@@ -286,7 +305,7 @@ class FitsSource:
         gid = ""
         try:
             gid = check_galaxy_id(path.stem)
-            stamp, header = read_cutout(path, self.cfg.hdu)
+            stamp, header = read_cutout(path, self.cfg.hdu, self.limits)
             catalog = self._catalog(path, header, stamp)
         except BadRecord as exc:
             return Rejection(gid, location, exc.reason, stage="read", detail=exc.detail)

@@ -37,6 +37,7 @@ from builder.parents.config import ParquetConfig
 from builder.parents.npz import NPZ_KEYS, decode_stamp_npz, encode_stamp_npz
 from builder.parents.parquet_writer import write_parents_parquet
 from builder.validate import BadRecord, check_catalog, check_galaxy_id
+from common.files import NotRegularFileError, require_regular_file
 from shards.schema import CATALOG_FIELDS
 
 __all__ = [  # the codec and the writer are re-exported for callers of the seed layout
@@ -45,9 +46,34 @@ __all__ = [  # the codec and the writer are re-exported for callers of the seed 
     "SourceError",
     "decode_stamp_npz",
     "encode_stamp_npz",
+    "check_numeric_column",
     "radec_id",
     "write_parents_parquet",
 ]
+
+
+def check_numeric_column(dtype: pa.DataType, where: str) -> None:
+    """Refuse a catalog column that is not numeric (a boolean psfsize would read as 1.0").
+
+    Integers, floats and decimals are accepted, and an all-null column (type ``null``, each
+    value then treated as missing).
+
+    Raises
+    ------
+    SourceError
+        Naming the column and its type.
+    """
+    t = dtype
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    ok = (
+        pa.types.is_null(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_decimal(t)
+        or (pa.types.is_integer(t) and not pa.types.is_boolean(t))
+    )
+    if not ok:
+        raise SourceError(f"{where} has type {dtype}, expected a numeric column; refusing it")
 
 
 def radec_id(ra: float, dec: float) -> str:
@@ -84,6 +110,10 @@ class ParquetSource:
         self.cfg = cfg if cfg is not None else ParquetConfig()  # validated once, at config load
         self.context = context if context is not None else ReaderContext()
         self.limits = self.context.limits
+        try:  # a FIFO or device would block the open forever: refuse it first
+            require_regular_file(self.path, "parent Parquet file")
+        except NotRegularFileError as exc:
+            raise SourceError(str(exc)) from None
         try:
             with pq.ParquetFile(self.path) as pf:
                 schema = pf.schema_arrow
@@ -107,6 +137,8 @@ class ParquetSource:
         self._catalog_columns = {
             f: self.cfg.column(f) for f in CATALOG_FIELDS if self.cfg.column(f) in names
         }
+        for f, c in self._catalog_columns.items():
+            check_numeric_column(schema.field(c).type, f"{self.path}: catalog column {c!r} ({f})")
         if self.cfg.id_column in names:
             self._id_from, self._id_columns = "id_column", [self.cfg.id_column]
         elif {"brickname", "objid"} <= names:
@@ -237,7 +269,7 @@ class ParquetSource:
             gid = ""
             try:
                 gid = self._galaxy_id(small, k)
-                stamp = decode_stamp_npz(stamps[k].as_py(), self.cfg.band_keys)
+                stamp = decode_stamp_npz(stamps[k].as_py(), self.cfg.band_keys, self.limits)
                 catalog = {f: as_float(small[c][k]) for f, c in self._catalog_columns.items()}
                 fill_missing_depths(
                     catalog,
