@@ -226,3 +226,33 @@ def test_known_lens_recovery_counts_and_ranks(ckpt: Path, parents: Path, scored:
     assert [r["galaxy_id"] for r in rows] == [table["galaxy_id"][i] for i in (top, mid, low)] + [""]
     assert [r[f"recovered_{summary['threshold']}"] for r in rows] == ["1", "1", "0", "0"]
     assert float(rows[1]["sep_arcsec"]) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_api_score_resumes_the_cli_output(ckpt: Path, parents: Path, scored: Path) -> None:
+    from train import api
+
+    summary = api.score(
+        ckpt, scored, parents=parents, batch_size=5, device="cpu", top_n=10, gallery_n=6
+    )
+    assert (summary["chunks_skipped"], summary["chunks_scored"]) == (5, 0)
+    table = api.load_scores(scored)
+    assert table.column("galaxy_id").to_pylist() == [f"p{i:03d}" for i in range(N_GOOD)]
+
+
+@pytest.mark.slow
+def test_api_build_train_score_end_to_end(tmp_path: Path) -> None:
+    from tests.runs import tiny_overrides
+    from train import api
+
+    manifest = api.build(
+        tmp_path / "shards", n_synthetic=160, overrides=["output.samples_per_shard=16"]
+    )
+    assert manifest.status == "complete"
+    result = api.train(tmp_path / "shards", tmp_path / "run", overrides=tiny_overrides(epochs=1))
+    assert result.epochs_done == 1
+    summary = api.score(
+        tmp_path / "run" / "checkpoints" / "best.pt", tmp_path / "scores", synthetic=24,
+        overrides=["input.synthetic.row_group_size=10"], device="cpu", threshold="fpr1e-2",
+    )  # fmt: skip
+    assert summary["n_chunks"] == 3 and summary["n_scored"] + summary["n_rejected"] == 24
+    assert len(api.load_scores(tmp_path / "scores")) == summary["n_scored"]
