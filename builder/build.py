@@ -35,6 +35,7 @@ from builder.validate import Limits
 from common.atomic import atomic_open, remove_stale_tmp
 from common.checksum import file_sha256
 from common.configio import to_dict
+from common.storage import is_remote, local_path
 from shards.manifest import MANIFEST_NAME, REJECTS_NAME, Manifest, ManifestError, ShardEntry
 from shards.schema import SPLITS
 from shards.verify import index_problems
@@ -64,6 +65,8 @@ class BuildOptions:
     executor: str = "local"
     overwrite: bool = False
     progress: bool = True
+    staging: str | None = None
+    """Local staging directory of a build to a URL (:mod:`builder.remote`); default per URL."""
 
 
 def package_versions() -> dict[str, str]:
@@ -103,7 +106,12 @@ def prepare_source(cfg: BuildConfig, out_dir: Path) -> SourceSpec:
     if kind.generated:
         path = out_dir / "parents" / kind.file_name
         return SourceSpec(kind.read_as, str(path), cfg.input.section(kind.read_as), context)
-    return SourceSpec(kind.name, str(Path(cfg.input.path)), cfg.input.section(kind.name), context)
+    path = local_path(cfg.input.path) if not is_remote(cfg.input.path) else None
+    if path is None:  # a URL: downloaded once into OUT/inputs/ (builder/remote.py)
+        from builder.remote import localise_input
+
+        path = localise_input(cfg.input.path, out_dir)
+    return SourceSpec(kind.name, str(path), cfg.input.section(kind.name), context)
 
 
 def ensure_generated_parents(
@@ -286,7 +294,11 @@ def make_shards(
         On a config clash with an existing build or when too many inputs are rejected.
     """
     options = options or BuildOptions()
-    out_dir = Path(out_dir)
+    if is_remote(out_dir):  # object store: staged locally, published with the manifest last
+        from builder.remote import make_shards_remote
+
+        return make_shards_remote(cfg, str(out_dir), options, executor, options.staging)
+    out_dir = Path(local_path(out_dir))
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(out_dir)
     spec = prepare_source(cfg, out_dir)

@@ -15,7 +15,9 @@ import yaml
 
 from builder.errors import BuilderError
 from builder.parents.registry import detect_kind, readable_kinds
+from builder.remote import url_kind
 from common.configio import ConfigError, merge, parse_overrides
+from common.storage import is_remote, is_url, local_path
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -24,8 +26,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "seed", None) is not None:
         o["seed"] = args.seed
     if getattr(args, "parents", None):
-        p = Path(args.parents)
-        kind = args.parents_format or detect_kind(p)
+        p = args.parents if is_url(args.parents) else Path(args.parents)
+        kind = args.parents_format or (url_kind(p) if is_url(p) else detect_kind(p))
         o.setdefault("input", {}).update({"kind": kind, "path": str(p)})
     if getattr(args, "n", None) is not None and getattr(args, "parents", None):
         o["max_parents"] = args.n
@@ -64,6 +66,7 @@ def cmd_make_shards(args: argparse.Namespace) -> int:
         executor=args.executor,
         overwrite=args.overwrite,
         progress=not args.quiet,
+        staging=args.staging,
     )
     with _executor(args) as executor:
         manifest = make_shards(cfg, args.out, options, executor=executor)
@@ -116,9 +119,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from shards.remote import verify_remote
     from shards.verify import verify_dataset
 
-    report = verify_dataset(args.dir)
+    local = not is_remote(args.dir)
+    report = verify_dataset(local_path(args.dir)) if local else verify_remote(args.dir)
     print(report.format())
     return 0 if report.ok else 1
 
@@ -196,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="paired = ABLATION ONLY (same galaxy as host and control)",
     )
     m.add_argument("--max-reject-fraction", type=float)
+    m.add_argument(
+        "--staging",
+        help="--out is a URL: local directory the build is staged in before upload "
+        "(default: $LENSFINDER_STAGING or the temporary directory, one per URL)",
+    )
     m.add_argument(
         "--overwrite", action="store_true", help="replace a build made with another config"
     )

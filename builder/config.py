@@ -26,6 +26,7 @@ from common.configio import (
     merge,
     to_dict,
 )
+from common.storage import is_url
 from shards.schema import SPLITS
 from shards.writer import STORAGE_DTYPES
 
@@ -207,7 +208,7 @@ class BuildConfig:
         named relatively, absolutely or through a symlink gives the same fingerprint.
         """
         config = self.to_dict()
-        if config.get("input", {}).get("path"):
+        if config.get("input", {}).get("path") and not is_url(config["input"]["path"]):
             config["input"]["path"] = os.path.realpath(config["input"]["path"])
         blob = json.dumps({"config": config, "source": source_desc}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()

@@ -19,6 +19,7 @@ from typing import Any
 from common.clierrors import one_line, os_error
 from common.configio import ConfigError, merge
 from shards.errors import ShardError
+from shards.remote import dataset_root
 from train.config import (
     CONFIG_NAME,
     load_run_config,
@@ -53,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="train a model (or resume a run)")
-    r.add_argument("--shards", required=True, type=Path, help="dataset root (manifest.json)")
+    r.add_argument(
+        "--shards", required=True, help="dataset root (manifest.json): a directory or a URL"
+    )
     r.add_argument("--out", required=True, type=Path, help="run directory")
     r.add_argument("--config", type=Path, help="YAML config applied over the preset")
     r.add_argument("--preset", choices=preset_names(), help="bundled preset")
@@ -84,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="score a split with a checkpoint")
     e.add_argument("--checkpoint", required=True, type=Path)
-    e.add_argument("--shards", required=True, type=Path)
+    e.add_argument("--shards", required=True, help="dataset root: a directory or a URL")
     e.add_argument("--split", default="test", choices=("train", "val", "test"))
     e.add_argument("--out", required=True, type=Path)
     e.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -124,7 +127,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     summary = run(
         cfg,
-        args.shards,
+        dataset_root(args.shards),  # a URL is mirrored (verified) into the cache (shards/remote.py)
         args.out,
         resume=args.resume,
         allow_dataset_change=args.allow_dataset_change,
@@ -140,6 +143,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """``train eval``."""
+    args.shards = dataset_root(args.shards)
     check_shards(args.shards)
     if not args.checkpoint.is_file():
         raise ConfigError("checkpoint", f"file not found: {args.checkpoint}")
