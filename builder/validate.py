@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from builder.errors import BuilderError
-from shards.schema import BANDS, CATALOG_FIELDS, MAX_ABS_PIXEL_NMGY, STAMP_SHAPE
+from shards.schema import BANDS, CATALOG_FIELDS, MAX_ABS_PIXEL_NMGY, STAMP_SHAPE, STAMP_SIZE_PIX
 
 REASONS: tuple[str, ...] = (
     "corrupt_stamp",
@@ -162,3 +162,18 @@ def check_galaxy_id(galaxy_id: object) -> str:
     if not gid or gid.lower() in {"nan", "none"}:
         raise BadRecord("bad_galaxy_id", f"unusable galaxy id {galaxy_id!r}")
     return gid
+
+
+def center_crop(image: np.ndarray, size: int = STAMP_SIZE_PIX) -> np.ndarray:
+    """Crop the last two axes to ``size`` x ``size`` starting at ``(n - size) // 2``.
+
+    Raises
+    ------
+    BadRecord
+        ``bad_shape`` if an axis is smaller than ``size``.
+    """
+    ny, nx = image.shape[-2:]
+    if ny < size or nx < size:
+        raise BadRecord("bad_shape", f"cutout is {ny}x{nx}, smaller than {size}x{size}")
+    y0, x0 = (ny - size) // 2, (nx - size) // 2
+    return image[..., y0 : y0 + size, x0 : x0 + size]

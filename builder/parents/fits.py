@@ -38,9 +38,16 @@ from builder.parents.base import (
     fill_missing_depths,
 )
 from builder.parents.config import FitsConfig
-from builder.validate import BadRecord, Limits, check_catalog, check_galaxy_id, check_stamp
+from builder.validate import (
+    BadRecord,
+    Limits,
+    center_crop,
+    check_catalog,
+    check_galaxy_id,
+    check_stamp,
+)
 from common.files import NotRegularFileError, not_regular_reason, require_regular_file
-from shards.schema import BANDS, CATALOG_FIELDS, STAMP_SIZE_PIX
+from shards.schema import BANDS, CATALOG_FIELDS
 
 _FITS_ERRORS = (OSError, ValueError, TypeError, IndexError, KeyError, EOFError)
 
@@ -132,21 +139,6 @@ def band_planes(header: fits.Header, n_planes: int) -> list[int]:
     return planes
 
 
-def center_crop(image: np.ndarray, size: int = STAMP_SIZE_PIX) -> np.ndarray:
-    """Crop the last two axes to ``size`` x ``size`` starting at ``(n - size) // 2``.
-
-    Raises
-    ------
-    BadRecord
-        ``bad_shape`` if an axis is smaller than ``size``.
-    """
-    ny, nx = image.shape[-2:]
-    if ny < size or nx < size:
-        raise BadRecord("bad_shape", f"cutout is {ny}x{nx}, smaller than {size}x{size}")
-    y0, x0 = (ny - size) // 2, (nx - size) // 2
-    return image[..., y0 : y0 + size, x0 : x0 + size]
-
-
 def header_radec(header: fits.Header) -> tuple[float | None, float | None]:
     """``(ra, dec)`` in degrees from ``RA``/``DEC`` or (RA/DEC-typed) ``CRVAL1``/``CRVAL2``."""
     ra, dec = _finite_or_none(header.get("RA")), _finite_or_none(header.get("DEC"))
@@ -191,6 +183,13 @@ def read_cutout(
         raise BadRecord("missing_band", f"a single {data.shape} plane, expected 3 (g, r, z)")
     if data.ndim != 3:
         raise BadRecord("bad_shape", f"expected a (3, ny, nx) cube, got shape {data.shape}")
+    if data.shape[-1] == len(BANDS) and min(data.shape[:2]) > len(BANDS):
+        raise BadRecord(
+            "bad_shape",
+            f"cube has shape {data.shape}: the bands are on the last axis; expected "
+            f"({len(BANDS)}, ny, nx) as the cutout service writes it "
+            "(np.moveaxis(cube, -1, 0) converts it)",
+        )
     if data.shape[0] < len(BANDS):
         raise BadRecord("missing_band", f"{data.shape[0]} plane(s), expected 3 (g, r, z)")
     planes = band_planes(header, data.shape[0])

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from builder.validate import BadRecord, Limits, check_stamp
+from builder.validate import BadRecord, Limits, center_crop, check_stamp
 from shards.codecs import parse_npy_header
 from shards.schema import BANDS, STAMP_SIZE_PIX
 
@@ -41,8 +41,11 @@ _NPZ_ERRORS = (
     NotImplementedError,  # unsupported compression method
 )
 
-MAX_BAND_NPY_BYTES = STAMP_SIZE_PIX * STAMP_SIZE_PIX * 8 + 4096
-"""Largest ``.npy`` member a band may be: a float64 64 x 64 plane plus a generous header."""
+MAX_INPUT_SIDE_PIX = 256
+"""Largest band side accepted (centre-cropped to 64): the cutout service's 256-pixel maximum."""
+
+MAX_BAND_NPY_BYTES = MAX_INPUT_SIDE_PIX * MAX_INPUT_SIDE_PIX * 8 + 4096
+"""Largest ``.npy`` member a band may be: a float64 256 x 256 plane plus a generous header."""
 
 
 def encode_stamp_npz(stamp_nmgy: np.ndarray, keys: Sequence[str] = NPZ_KEYS) -> bytes:
@@ -115,12 +118,17 @@ def _band_array(raw: bytes, name: str) -> np.ndarray:
     dtype, shape, offset, fortran = _npy_header(raw, name)
     if dtype.hasobject or dtype.kind != "f":
         raise BadRecord("corrupt_stamp", f"{name}: expected floating pixels, got {dtype}")
-    if tuple(shape) != (STAMP_SIZE_PIX, STAMP_SIZE_PIX):
-        raise BadRecord("bad_shape", f"{name} has shape {tuple(shape)}, expected 64x64")
+    if len(shape) != 2 or min(shape) < STAMP_SIZE_PIX or max(shape) > MAX_INPUT_SIDE_PIX:
+        raise BadRecord(
+            "bad_shape",
+            f"{name} has shape {tuple(shape)}, expected 2-D with sides in "
+            f"[{STAMP_SIZE_PIX}, {MAX_INPUT_SIDE_PIX}] (larger bands are centre-cropped to "
+            f"{STAMP_SIZE_PIX}x{STAMP_SIZE_PIX})",
+        )
     if offset + math.prod(shape) * dtype.itemsize != len(raw):
         raise BadRecord("corrupt_stamp", f"{name}: data size disagrees with its header")
     arr = np.frombuffer(raw, dtype=dtype, count=math.prod(shape), offset=offset)
-    return arr.reshape(shape, order="F" if fortran else "C")
+    return center_crop(arr.reshape(shape, order="F" if fortran else "C"))
 
 
 def decode_stamp_npz(
@@ -136,8 +144,9 @@ def decode_stamp_npz(
     ------
     BadRecord
         ``corrupt_stamp`` (null, truncated or non-npz bytes, non-float planes), ``missing_band``
-        (a key is absent), ``bad_shape`` (a band is not 64 x 64, or declares more bytes than a
-        64 x 64 band can hold: a zip bomb), or the reasons of
+        (a key is absent), ``bad_shape`` (a band smaller than 64 x 64 or larger than
+        :data:`MAX_INPUT_SIDE_PIX`, or declaring more bytes than such a band can hold: a zip
+        bomb; bands between are centre-cropped to 64 x 64 like FITS cubes), or the reasons of
         :func:`builder.validate.check_stamp` (``nonfinite_pixels``, ``zero_band``,
         ``implausible_pixels`` ...).
     """
