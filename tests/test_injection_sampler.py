@@ -13,6 +13,7 @@ from builder.inject import InjectionConfig, InjectionResult, inject_arc
 from builder.inject.config import SourceConfig
 from builder.inject.host_shape import HostShape
 from builder.inject.sampler import REJECTION_REASONS, draw_parameters
+from builder.inject.visibility import VisibilityConfig
 from builder.photometry import band_fluxes_nmgy, nmgy_to_mag
 from common.configio import ConfigError, from_mapping, to_dict
 from shards.schema import BANDS, STAMP_SHAPE
@@ -44,13 +45,17 @@ def make_host(brightness: float = 1.0, noise_sigma: float = 0.006, seed: int = 0
     return (noise + light * np.array([0.3, 0.8, 1.5])[:, None, None]).astype(np.float32)
 
 
+#: Visibility that accepts every arc with any pixel above 1 sigma (tests of the other cuts).
+LAX = VisibilityConfig(min_snr=0.0, require_resolved=False, require_stretched=False)
+
+
 @pytest.fixture(scope="module")
 def host() -> np.ndarray:
     return make_host()
 
 
 def test_draws_respect_configured_ranges():
-    source = SourceConfig(mag_r=(24.0, 25.0), z=(1.5, 2.0))
+    source = SourceConfig(model="sersic", mag_r=(24.0, 25.0), z=(1.5, 2.0))
     cfg = InjectionConfig(lens_prior="uniform", theta_e_arcsec=(0.8, 2.0), source=source)
     rng = np.random.default_rng(11)
     host_shape = HostShape(q=0.35, phi_deg=170.0, measured=True)
@@ -80,8 +85,9 @@ def test_draws_respect_configured_ranges():
     assert np.std(dphi) == pytest.approx(cfg.lens_phi_sigma_deg, rel=0.1)
 
 
-def test_accepted_injection_api_and_params(host):
-    cfg = InjectionConfig()
+@pytest.mark.parametrize("model", ["clumpy", "sersic"])
+def test_accepted_injection_api_and_params(host, model):
+    cfg = InjectionConfig(source=SourceConfig(model=model))
     res = inject_arc(host, CATALOG, np.random.default_rng(2), cfg)
     assert isinstance(res, InjectionResult) and res.accepted
     assert res.image_nmgy.shape == STAMP_SHAPE and res.image_nmgy.dtype == np.float32
@@ -94,11 +100,18 @@ def test_accepted_injection_api_and_params(host):
     assert p["magnification"] >= cfg.min_magnification
     assert math.hypot(*(p[f"arc_snr_{b}"] for b in BANDS)) >= cfg.min_arc_snr
     # source magnitudes: r as drawn, colours from the SED template at the drawn redshift
-    flux = band_fluxes_nmgy(p["source_sed"], p["source_z"], p["source_mag_r"])
+    if model == "sersic":
+        flux = band_fluxes_nmgy(p["source_sed"], p["source_z"], p["source_mag_r"])
+    else:  # body + knots: the total colour lies between the body's and the (bluer) knots'
+        flux = np.array([10 ** (-0.4 * (p[f"source_mag_{b}"] - 22.5)) for b in BANDS])
+        g_r = p["source_mag_g"] - p["source_mag_r"]
+        assert p["source_knot_g_minus_r"] - 1e-9 <= g_r <= p["source_body_g_minus_r"] + 1e-9
     for b, band in enumerate(BANDS):
         assert p[f"source_mag_{band}"] == pytest.approx(float(nmgy_to_mag(flux[b])), abs=1e-9)
-        # lensed arc flux = magnification x unlensed flux (PSF conserves flux)
-        assert p[f"arc_flux_nmgy_{band}"] == pytest.approx(p["magnification"] * flux[b], rel=1e-2)
+        # lensed arc flux = magnification x unlensed flux (PSF conserves flux); with two colour
+        # components the magnification is their r-flux-weighted mean, exact in r only
+        tol = 1e-2 if model == "sersic" or band == "r" else 0.1
+        assert p[f"arc_flux_nmgy_{band}"] == pytest.approx(p["magnification"] * flux[b], rel=tol)
         assert res.arc_nmgy[b].sum() == pytest.approx(p[f"arc_flux_nmgy_{band}"], rel=1e-4)
         assert p[f"psf_fwhm_{band}"] == CATALOG[f"psfsize_{band}"]
     # image = host + arc + zero-mean photon noise with variance arc / gain
@@ -147,7 +160,9 @@ def test_source_draws_ignore_the_host_shape():
     for seed in range(20):
         a = draw_parameters(np.random.default_rng(seed), cfg, round_host, 19.0)
         b = draw_parameters(np.random.default_rng(seed), cfg, flat_host, 19.0)
-        assert (a.source, a.mag_r, a.sed, a.redshift) == (b.source, b.mag_r, b.sed, b.redshift)
+        assert a.source.metadata() == b.source.metadata()
+        assert a.source.center_arcsec() == b.source.center_arcsec()
+        assert (a.mag_r, a.sed, a.redshift) == (b.mag_r, b.sed, b.redshift)
         assert a.lens.theta_e_arcsec == b.lens.theta_e_arcsec
 
 
@@ -167,18 +182,22 @@ def test_population_prior_ties_theta_e_to_the_host_but_not_the_source_light():
             bright = draws
     assert np.median(theta[18.0]) > 1.2 * np.median(theta[20.5])
     for a, b in zip(bright, draws, strict=True):
-        assert (a.mag_r, a.sed, a.source.re_arcsec, a.source.n_sersic) == (
+        assert (a.mag_r, a.sed, a.source.body.re_arcsec, a.source.body.n_sersic) == (
             b.mag_r,
             b.sed,
-            b.source.re_arcsec,
-            b.source.n_sersic,
+            b.source.body.re_arcsec,
+            b.source.body.n_sersic,
         )
     with pytest.raises(ValueError, match="host_mag_r"):
         draw_parameters(np.random.default_rng(0), cfg, shape)
 
 
 def test_rejected_draws_are_counted_by_reason(host):
-    cfg = InjectionConfig(min_magnification=12.0, min_arc_snr=40.0, max_draws=60)
+    default = [
+        inject_arc(host, CATALOG, np.random.default_rng(s), InjectionConfig()) for s in range(6)
+    ]
+    assert sum(r.rejections["visibility"] for r in default) > 0
+    cfg = InjectionConfig(min_magnification=12.0, min_arc_snr=40.0, max_draws=60, visibility=LAX)
     rng = np.random.default_rng(4)
     totals = dict.fromkeys(REJECTION_REASONS, 0)
     for _ in range(6):
@@ -193,7 +212,7 @@ def test_rejected_draws_are_counted_by_reason(host):
 
 
 def test_hopeless_config_is_rejected_after_max_draws(host):
-    cfg = InjectionConfig(min_arc_snr=1e6, max_draws=7)
+    cfg = InjectionConfig(min_arc_snr=1e6, max_draws=7, visibility=LAX)
     res = inject_arc(host, CATALOG, np.random.default_rng(0), cfg)
     assert not res.accepted
     assert res.image_nmgy is None and res.arc_nmgy is None
@@ -207,7 +226,7 @@ def test_supplied_psf_images_are_used(host):
     yy, xx = np.mgrid[:25, :25] - 12
     wide = np.exp(-(xx**2 + yy**2) / (2 * 4.0**2))
     psf = np.stack([wide / wide.sum()] * 3)
-    cfg = InjectionConfig()
+    cfg = InjectionConfig(visibility=LAX)  # the same draw is accepted whatever the PSF
     moffat = inject_arc(host, CATALOG, np.random.default_rng(3), cfg)
     supplied = inject_arc(host, CATALOG, np.random.default_rng(3), cfg, psf_images=psf)
     assert supplied.params["psf_model"] == "supplied"

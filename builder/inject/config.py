@@ -41,7 +41,8 @@ class SourceConfig:
     Attributes
     ----------
     model : str
-        Registered source-light model. Default ``"sersic"``.
+        Registered source-light model. Default ``"clumpy"`` (Sersic body + bluer GalSim knots,
+        dust and IGM); ``"sersic"`` is the smooth one-colour model.
     mag_r : tuple[float, float]
         Unlensed r-band AB magnitude range of the whole source. Never tied to the host.
         Default ``(23.0, 26.0)``.
@@ -57,7 +58,7 @@ class SourceConfig:
         Model name -> config of that model.
     """
 
-    model: str = "sersic"
+    model: str = "clumpy"
     mag_r: tuple[float, float] = (23.0, 26.0)
     seds: tuple[str, ...] = ("Im", "Scd")
     z: tuple[float, float] = (1.0, 3.0)

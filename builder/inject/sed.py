@@ -256,8 +256,10 @@ def _colour_grid(
     ebv_grid = np.round(np.arange(0.0, EBV_MAX + EBV_STEP / 2, EBV_STEP), 10)
     mags = np.empty((z_grid.size, ebv_grid.size, 3))
     for i, z in enumerate(z_grid):
-        spectra = np.stack([observed_flambda(wl, flam, z, e, igm) for e in ebv_grid])
-        mags[i] = ab_mags(spectra)
+        # the dust factor is the only E(B-V) dependence: one IGM-absorbed spectrum per z
+        base = observed_flambda(wl, flam, z, 0.0, igm)
+        k = calzetti_k(_OBS_WL_AA / (1.0 + z) * 1e-4)
+        mags[i] = ab_mags(base[None, :] * 10.0 ** (-0.4 * ebv_grid[:, None] * k[None, :]))
     g_r = mags[..., G] - mags[..., R]
     r_z = mags[..., R] - mags[..., Z]
     return (

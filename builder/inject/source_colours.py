@@ -25,6 +25,7 @@ from builder.inject.sed import (
     template_colours,
 )
 from builder.photometry import AB_ZEROPOINT_MAG
+from common.configio import check, check_between, check_range
 
 #: Template used for the bluer knots of clumpy sources (the youngest CWW population).
 KNOT_TEMPLATE = "Im"
@@ -62,31 +63,36 @@ class SourceColourPrior:
     knot_ebv_fraction: float = 0.25
     igm: str = "madau1995"
 
-    def validate(self) -> None:
-        """Raise ``ValueError`` naming the field of the first bad value."""
-        if not self.templates:
-            raise ValueError("templates: expected at least one template")
-        for t in self.templates:
-            if t not in SF_TEMPLATE_FILES:
-                raise ValueError(f"templates: unknown {t!r} (known: {sorted(SF_TEMPLATE_FILES)})")
-        if self.weights is not None and (
-            len(self.weights) != len(self.templates)
-            or min(self.weights) < 0
-            or sum(self.weights) <= 0
-        ):
-            raise ValueError(f"weights: need {len(self.templates)} non-negative, not all 0")
-        lo, hi = self.redshift
-        if not 0 <= lo <= hi <= Z_MAX:
-            raise ValueError(f"redshift: need 0 <= low <= high <= {Z_MAX}, got {self.redshift}")
-        lo, hi = self.ebv_range_mag
-        if not 0 <= lo <= hi <= EBV_MAX:
-            raise ValueError(f"ebv_range_mag: need 0 <= low <= high <= {EBV_MAX}")
-        if not self.ebv_sigma_mag >= 0:
-            raise ValueError("ebv_sigma_mag: must be >= 0")
-        if not 0 <= self.knot_ebv_fraction <= 1:
-            raise ValueError("knot_ebv_fraction: must be in [0, 1]")
-        if self.igm not in IGM_MODELS:
-            raise ValueError(f"igm: unknown {self.igm!r} (known: {sorted(IGM_MODELS)})")
+    def validate(self, prefix: str = "") -> None:
+        """Raise :class:`~common.configio.ConfigError` (a ``ValueError``) naming the bad key."""
+        p = f"{prefix}." if prefix else ""
+        check(len(self.templates) > 0, f"{p}templates", "expected at least one template")
+        for i, t in enumerate(self.templates):
+            check(
+                t in SF_TEMPLATE_FILES,
+                f"{p}templates[{i}]",
+                f"unknown {t!r} (known: {sorted(SF_TEMPLATE_FILES)})",
+            )
+        check(
+            self.weights is None
+            or (
+                len(self.weights) == len(self.templates)
+                and min(self.weights) >= 0
+                and sum(self.weights) > 0
+            ),
+            f"{p}weights",
+            f"need {len(self.templates)} non-negative weights, not all 0 (or null)",
+        )
+        check_range(self.redshift, f"{p}redshift", lo=0.0, hi=Z_MAX)
+        check_range(self.ebv_range_mag, f"{p}ebv_range_mag", lo=0.0, hi=EBV_MAX)
+        check_between(self.ebv_mean_mag, f"{p}ebv_mean_mag", -1.0, EBV_MAX)
+        check_between(self.ebv_sigma_mag, f"{p}ebv_sigma_mag", 0.0, 1.0)
+        check_between(self.knot_ebv_fraction, f"{p}knot_ebv_fraction", 0.0, 1.0)
+        check(
+            self.igm in IGM_MODELS,
+            f"{p}igm",
+            f"unknown {self.igm!r} (known: {sorted(IGM_MODELS)})",
+        )
 
 
 @dataclass(frozen=True)

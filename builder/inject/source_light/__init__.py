@@ -5,8 +5,9 @@ Table (filled by ``@register_source_light``; selected by ``injection.source.mode
 ============  ==========================================  ===============================
 name          module                                      config section
 ============  ==========================================  ===============================
-``sersic``    :mod:`~.sersic` (default)                   ``injection.source.sersic``
-``clumpy``    :mod:`~.clumpy` (Sersic + GalSim knots)     ``injection.source.clumpy``
+``clumpy``    :mod:`~.clumpy` (Sersic + GalSim knots,     ``injection.source.clumpy``
+              default)
+``sersic``    :mod:`~.sersic` (smooth, one colour)        ``injection.source.sersic``
 ============  ==========================================  ===============================
 
 To add a model: write one module with a config dataclass (``validate(prefix)``) and a
@@ -14,7 +15,10 @@ To add a model: write one module with a config dataclass (``validate(prefix)``) 
 ``draw(rng, source_cfg, x_arcsec, y_arcsec)`` classmethod, and import it below.
 """
 
-from builder.inject.source_light import sersic  # noqa: F401, E402  (registers "sersic")
+from builder.inject.source_light import (  # noqa: F401  (import registers the models)
+    clumpy,
+    sersic,
+)
 from builder.inject.source_light.base import (
     SOURCE_LIGHTS,
     Photometry,
@@ -24,8 +28,6 @@ from builder.inject.source_light.base import (
     draw_photometry,
     register_source_light,
 )
-
-# TODO(issue 10): from builder.inject.source_light import clumpy  # noqa: F401, E402  (registers "clumpy")
 
 __all__ = [
     "SOURCE_LIGHTS",
