@@ -87,3 +87,15 @@ def report_inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
     logits = (rng.normal(size=100) + 2.0 * labels).astype(np.float32)
     (ev / "metrics.json").write_text(json.dumps({"metrics": evaluate_scores(logits, labels)}))
     return tmp_path / "shards", run, ev
+
+
+def dataset_digests(out: Path) -> dict[str, str]:
+    """sha256 of every shard, index, summary, manifest and rejects file of a build (not parents)."""
+    import hashlib
+
+    files = sorted(
+        p
+        for p in Path(out).rglob("*")
+        if p.is_file() and p.suffix in (".tar", ".json", ".jsonl") and "parents" not in p.parts
+    )
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -20,6 +19,7 @@ from builder.build import BuildError, BuildOptions, make_shards
 from builder.config import load_build_config
 from shards.manifest import Manifest
 from shards.verify import verify_dataset
+from tests.runs import dataset_digests
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 90
@@ -39,21 +39,12 @@ def _build_cli(
     )
 
 
-def _digests(out: Path) -> dict[str, str]:
-    files = sorted(
-        p
-        for p in out.rglob("*")
-        if p.is_file() and p.suffix in (".tar", ".json", ".jsonl") and "parents" not in p.parts
-    )
-    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("ref")
     r = _build_cli(out)
     assert r.returncode == 0, r.stderr
-    return out, _digests(out)
+    return out, dataset_digests(out)
 
 
 @pytest.mark.parametrize(
@@ -76,7 +67,7 @@ def test_sigkill_then_rerun_is_byte_identical(reference, tmp_path, env):
     assert recorded <= on_disk  # the manifest never lists a shard that is not complete on disk
     r = _build_cli(tmp_path)
     assert r.returncode == 0, r.stderr
-    assert _digests(tmp_path) == ref
+    assert dataset_digests(tmp_path) == ref
     assert not list(tmp_path.rglob(".*.tmp-*")), "stale temporaries left behind"
     assert verify_dataset(tmp_path).ok
 
@@ -90,7 +81,7 @@ def test_resume_rebuilds_a_damaged_finished_shard(reference, tmp_path):
     shard.write_bytes(bytes(data))
     r = _build_cli(tmp_path)
     assert r.returncode == 0, r.stderr
-    assert _digests(tmp_path) == ref
+    assert dataset_digests(tmp_path) == ref
 
 
 # ----------------------------------------------------------------------------- bad input
