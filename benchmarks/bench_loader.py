@@ -17,6 +17,14 @@ parquet_npz       pyarrow row batches, ``np.load`` of each row's ``stamp_npz``, 
 ours_train        ``train.data.make_loader(training=True)``: read, decode, shuffle, collate,
                   normalise, augment, to torch (``num_workers=0``).
 ours_eval         the same with ``training=False`` (no shuffle, no augmentation).
+mosaicml_streaming, litdata
+                  the same samples converted (untimed) to MDS / litdata ``optimize`` chunks,
+                  read by the peer's ``StreamingDataset`` in one process, then our batch work
+                  (collate + dihedral augmentation + annulus normalisation + to torch);
+                  ``*_raw``: the peer's iteration alone (benchmarks/loader_peers.py). A peer that
+                  is not installed is skipped with a message (``pip install -e .[bench]``).
+
+``--json`` holds ``ours_train`` (samples/s) and ``peers`` (name -> samples/s, same batch work).
 
 Usage::
 
@@ -50,6 +58,10 @@ from shards.reader import iter_tar_samples  # noqa: E402
 from shards.schema import BANDS, CATALOG_FIELDS, make_key, shard_name  # noqa: E402
 from shards.writer import Sample, write_shard  # noqa: E402
 from train.data import DataConfig, make_loader  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loader_peers import PEERS as PEER_NAMES  # noqa: E402
+from loader_peers import peer_methods  # noqa: E402
 
 PARQUET_NAME = "seed_layout.parquet"
 SPLIT = "train"
@@ -223,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--methods", default="all", help="comma-separated subset of the methods")
     ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("--no-peers", action="store_true", help="skip MosaicML streaming and litdata")
     args = ap.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -255,6 +268,11 @@ def main(argv: list[str] | None = None) -> int:
             "ours_train": lambda e: _run_ours(root, True, e),
             "ours_eval": lambda e: _run_ours(root, False, e),
         }
+        wanted_all = args.methods == "all" or any(
+            m.startswith(tuple(PEER_NAMES)) for m in args.methods.split(",")
+        )
+        if wanted_all and not args.no_peers:
+            methods.update(peer_methods(urls, root / "peers"))
         if args.methods != "all":
             wanted = args.methods.split(",")
             unknown = set(wanted) - set(methods)
@@ -291,6 +309,16 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
         "ratios": {k: v for k, v in ratios.items() if v is not None},
     }
+    if "ours_train" in results:
+        report["ours_train"] = results["ours_train"]["samples_per_s"]
+    report["peers"] = {p: results[p]["samples_per_s"] for p in PEER_NAMES if p in results}
+    report["peers_raw"] = {
+        p: results[f"{p}_raw"]["samples_per_s"] for p in PEER_NAMES if f"{p}_raw" in results
+    }
+    if "ours_train" in results:
+        report["ratios"].update(
+            {f"ours_train_vs_{p}": report["ours_train"] / v for p, v in report["peers"].items()}
+        )
     for k, v in report["ratios"].items():
         print(f"{k:>32}: {v:.2f}", file=sys.stderr)
     if args.json:
