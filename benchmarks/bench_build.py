@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -24,9 +25,11 @@ CHILD = r"""
 import json, resource, sys, time
 from builder.build import BuildOptions, make_shards
 from builder.config import load_build_config
+from common.configio import merge, parse_overrides
 parents, out, workers, spk = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-cfg = load_build_config(None, {"input": {"kind": "parquet", "path": parents},
-                               "output": {"samples_per_shard": spk}})
+sets = json.loads(sys.argv[5])
+cfg = load_build_config(None, merge({"input": {"kind": "parquet", "path": parents},
+                                     "output": {"samples_per_shard": spk}}, parse_overrides(sets)))
 t0 = time.perf_counter()
 m = make_shards(cfg, out, BuildOptions(workers=workers, progress=False))
 dt = time.perf_counter() - t0
@@ -44,14 +47,21 @@ def ensure_parents(workdir: Path, n: int, seed: int = 0) -> Path:
     return path
 
 
-def run_once(parents: Path, workers: int, spk: int) -> dict:
+def run_once(parents: Path, workers: int, spk: int, sets: list[str] = ()) -> dict:
     out = Path(tempfile.mkdtemp(prefix="bench-build-"))
     try:
-        r = subprocess.run([sys.executable, "-c", CHILD, str(parents), str(out), str(workers), str(spk)],
+        r = subprocess.run([sys.executable, "-c", CHILD, str(parents), str(out), str(workers), str(spk),
+                            json.dumps(list(sets))],
                            capture_output=True, text=True, check=True)
         return json.loads(r.stdout.strip().splitlines()[-1])
     finally:
         shutil.rmtree(out, ignore_errors=True)
+
+
+def parse_variant(text: str) -> tuple[str, list[str]]:
+    """``"sersic:injection.source.model=sersic;injection.lens_prior=uniform"`` -> name, sets."""
+    name, _, sets = text.partition(":")
+    return name, [x for x in sets.split(";") if x]
 
 
 def main() -> None:
@@ -61,28 +71,44 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--samples-per-shard", type=int, default=500)
     ap.add_argument("--workdir", default="bench-out/build-work")
+    ap.add_argument("--variant", action="append", default=[],
+                    help="NAME:KEY=VALUE;KEY=VALUE build-config overrides measured next to the "
+                         "default (e.g. sersic:injection.source.model=sersic); runs of all "
+                         "variants alternate within each repeat")
     ap.add_argument("--json")
     args = ap.parse_args()
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    variants = dict([("default", [])] + [parse_variant(v) for v in args.variant])
     results = []
     for n in args.sizes:
         parents = ensure_parents(workdir, n)
         for w in args.workers:
-            runs = [run_once(parents, w, args.samples_per_shard) for _ in range(args.repeats)]
-            sec = median([r["seconds"] for r in runs])
-            row = {"n_parents": n, "workers": w, "median_seconds": round(sec, 3),
-                   "samples": runs[0]["samples"],
-                   "samples_per_s": round(runs[0]["samples"] / sec, 1),
-                   "samples_per_s_per_worker": round(runs[0]["samples"] / sec / w, 1),
-                   "rss_main_mb": round(max(r["rss_main_mb"] for r in runs), 1),
-                   "rss_worker_max_mb": round(max(r["rss_worker_max_mb"] for r in runs), 1),
-                   "runs_seconds": [round(r["seconds"], 3) for r in runs]}
-            print(row, flush=True)
-            results.append(row)
-    base = {r["n_parents"]: r["samples_per_s"] for r in results if r["workers"] == 1}
+            runs: dict[str, list[dict]] = {name: [] for name in variants}
+            loads: dict[str, list[float]] = {name: [] for name in variants}
+            for _ in range(args.repeats):
+                for name, sets in variants.items():
+                    loads[name].append(round(os.getloadavg()[0], 2))
+                    runs[name].append(run_once(parents, w, args.samples_per_shard, sets))
+            for name, vr in runs.items():
+                sec = median([r["seconds"] for r in vr])
+                row = {"variant": name, "sets": variants[name], "n_parents": n, "workers": w,
+                       "median_seconds": round(sec, 3), "samples": vr[0]["samples"],
+                       "samples_per_s": round(vr[0]["samples"] / sec, 1),
+                       "samples_per_s_per_worker": round(vr[0]["samples"] / sec / w, 1),
+                       "rss_main_mb": round(max(r["rss_main_mb"] for r in vr), 1),
+                       "rss_worker_max_mb": round(max(r["rss_worker_max_mb"] for r in vr), 1),
+                       "runs_seconds": [round(r["seconds"], 3) for r in vr],
+                       "load_1min": loads[name]}
+                print(row, flush=True)
+                results.append(row)
+    base = {(r["variant"], r["n_parents"]): r["samples_per_s"] for r in results if r["workers"] == 1}
     for r in results:
-        r["speedup_vs_1_worker"] = round(r["samples_per_s"] / base[r["n_parents"]], 2) if r["n_parents"] in base else None
+        b = base.get((r["variant"], r["n_parents"]))
+        r["speedup_vs_1_worker"] = round(r["samples_per_s"] / b, 2) if b else None
+        d = next((x for x in results if x["variant"] == "default" and x["n_parents"] == r["n_parents"]
+                  and x["workers"] == r["workers"]), None)
+        r["speed_vs_default"] = round(r["samples_per_s"] / d["samples_per_s"], 3) if d else None
     write_json(args.json, {"benchmark": "build", "repeats": args.repeats, "results": results})
 
 
