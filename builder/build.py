@@ -29,6 +29,7 @@ from builder.parents.base import ReaderContext, Rejection
 from builder.parents.open import SourceSpec, open_source
 from builder.parents.registry import get_parent_kind
 from builder.plan import Plan, ShardTask, plan_build
+from builder.positives import EXCLUDE_STAGE, describe_real_inputs, prepare_real
 from builder.scan import scan_source
 from builder.tasks import TASKS_DIR, TaskSummary, load_summary, run_task, summary_path
 from builder.validate import Limits
@@ -304,6 +305,7 @@ def make_shards(
     spec = prepare_source(cfg, out_dir)
     generated = get_parent_kind(cfg.input.kind).generated
     src_desc = generated_description(cfg) if generated else source_description(spec)
+    src_desc.update(describe_real_inputs(cfg, spec.context))  # --positives, --known-lenses
     fingerprint = cfg.fingerprint(src_desc)
     old = _check_existing(out_dir, fingerprint, options.overwrite)  # before touching any file
     own = executor is None
@@ -329,7 +331,7 @@ def _build(
 ) -> Manifest:
     """Scan, plan, run the shard tasks on ``executor``, finalise the manifest."""
     scan = scan_source(spec, spec.context.limits, executor=executor, max_parents=cfg.max_parents)
-    plan = plan_build(scan, cfg)
+    plan = plan_build(scan, cfg, prepare_real(cfg, spec.context, executor))
     early = [r.to_json() for r in (*scan.rejections, *plan.rejections)]
     if message := _too_many_rejected(early, plan.n_parents, cfg):
         write_rejects(out_dir, early)  # abort before building any shard
@@ -342,6 +344,8 @@ def _build(
         versions=package_versions(),
         source=src_desc,
         controls=cfg.splits.controls,
+        split_scheme=plan.split_scheme,
+        positives=plan.positives,
     )
     summaries: dict[tuple[str, int], TaskSummary] = {}
     todo: list[ShardTask] = []
@@ -374,6 +378,7 @@ def _build(
 
 def _too_many_rejected(rejects: list[dict[str, str]], n_total: int, cfg: BuildConfig) -> str | None:
     """The abort message if the rejected fraction exceeds ``max_reject_fraction``, else None."""
+    rejects = [r for r in rejects if r["stage"] != EXCLUDE_STAGE]  # known-lens exclusions
     frac = len(rejects) / max(n_total, 1)
     if frac <= cfg.rejects.max_reject_fraction:
         return None

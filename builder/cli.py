@@ -29,6 +29,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         p = args.parents if is_url(args.parents) else Path(args.parents)
         kind = args.parents_format or (url_kind(p) if is_url(p) else detect_kind(p))
         o.setdefault("input", {}).update({"kind": kind, "path": str(p)})
+    if getattr(args, "positives", None):  # real (known) lenses as label-1 samples
+        kind = args.positives_format or detect_kind(Path(args.positives))
+        o["positives"] = {"path": str(Path(args.positives)), "kind": kind}
+    if getattr(args, "known_lenses", None):
+        o["known_lenses"] = {"path": str(Path(args.known_lenses))}
     if getattr(args, "n", None) is not None and getattr(args, "parents", None):
         o["max_parents"] = args.n
     elif getattr(args, "n", None) is not None and args.command == "make-shards":
@@ -187,6 +192,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     m.add_argument(
         "--parents-format", choices=readable_kinds(), help="override input format detection"
+    )
+    m.add_argument(
+        "--positives",
+        help="real (known) lenses, any parent format, added as label-1 samples (kind: real)",
+    )
+    m.add_argument(
+        "--positives-format", choices=readable_kinds(), help="override --positives detection"
+    )
+    m.add_argument(
+        "--known-lenses",
+        metavar="CSV",
+        help="CSV with ra, dec (deg) [, name, grade]: controls near them are excluded; grades "
+        "weight the real positives",
     )
     m.add_argument("--out", default="out/shards", help="output directory (default: out/shards)")
     m.add_argument("--n", type=int, help="synthetic: galaxies to render; input: max parents to use")

@@ -15,7 +15,9 @@ from typing import Any
 
 from builder.inject.config import InjectionConfig
 from builder.parents.registry import PARENT_KINDS, get_parent_kind
+from builder.positives import KnownLensConfig, PositivesConfig
 from builder.psfmodel import PsfConfig
+from builder.splits import SPLIT_SCHEMES
 from builder.validate import Limits
 from common.configio import (
     ConfigError,
@@ -91,6 +93,12 @@ class SplitConfig:
     controls : str
         ``unpaired`` (default: controls are different galaxies) or ``paired`` (ABLATION ONLY:
         every galaxy appears as host and as control, the Gen-2 design).
+    scheme : str
+        What picks the split (:data:`builder.splits.SPLIT_SCHEMES`): ``healpix`` (default: the
+        HEALPix pixel of (ra, dec), so neighbouring galaxies share a split) or ``hash`` (the
+        galaxy id alone). The role is always drawn from the galaxy id.
+    healpix_nside : int
+        HEALPix nside of the ``healpix`` scheme (power of 2); 64 gives 0.84 deg^2 pixels.
     """
 
     salt: str = "dr10-lens-v1"
@@ -101,8 +109,18 @@ class SplitConfig:
         default_factory=lambda: {"train": 0.5, "val": 0.5, "test": 0.5}
     )
     controls: str = "unpaired"
+    scheme: str = "healpix"
+    healpix_nside: int = 64
 
     def validate(self, prefix: str = "splits") -> None:
+        schemes = sorted(SPLIT_SCHEMES)
+        check(self.scheme in schemes, f"{prefix}.scheme", f"must be one of {schemes}")
+        n = self.healpix_nside
+        check(
+            1 <= n <= 2**29 and n & (n - 1) == 0,
+            f"{prefix}.healpix_nside",
+            f"must be a power of 2 in [1, 2^29] (got {n})",
+        )
         check(bool(self.salt), f"{prefix}.salt", "must be non-empty")
         for name, d in (("fractions", self.fractions), ("pos_fraction", self.pos_fraction)):
             check(set(d) == set(SPLITS), f"{prefix}.{name}", f"needs exactly the keys {SPLITS}")
@@ -192,9 +210,21 @@ class BuildConfig:
     injection: InjectionConfig = field(default_factory=InjectionConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     rejects: RejectConfig = field(default_factory=RejectConfig)
+    positives: PositivesConfig = field(default_factory=PositivesConfig)
+    known_lenses: KnownLensConfig = field(default_factory=KnownLensConfig)
 
     def validate(self, prefix: str = "") -> None:
         check(self.seed >= 0, "seed", "must be >= 0")
+        check(
+            not (self.positives.path and self.splits.controls == "paired"),
+            "positives.path",
+            "real positives cannot be combined with the paired-controls ablation",
+        )
+        check(
+            self.positives.real_fraction is None or bool(self.positives.path),
+            "positives.real_fraction",
+            "needs real positives (positives.path / --positives)",
+        )
         if self.max_parents is not None:
             check(self.max_parents > 0, "max_parents", "must be > 0")
 

@@ -25,6 +25,7 @@ from builder.matching import aperture_flux_nmgy
 from builder.parents.base import PARENT_META_COLUMNS, Rejection
 from builder.parents.open import SourceSpec, open_source
 from builder.plan import PlannedSample, ShardTask, catalog_dict
+from builder.positives import positives_spec
 from builder.splits import galaxy_seed
 from builder.validate import storage_overflow
 from common.atomic import atomic_write_text
@@ -67,14 +68,25 @@ def load_summary(path: Path) -> TaskSummary | None:
         return None
 
 
-def _records(spec: SourceSpec, samples: list[PlannedSample]):
-    """Yield (planned sample, record or rejection), reading one chunk at a time."""
-    source = open_source(spec)
-    for chunk, group in groupby(samples, key=lambda s: s.chunk):
+def _records(specs: dict[str, SourceSpec | None], samples: list[PlannedSample]):
+    """Yield (planned sample, record or rejection), reading one chunk at a time.
+
+    ``specs`` maps a sample's ``source`` (``parents``, or ``positives`` for real positives) to
+    its input.
+    """
+    sources = {name: open_source(sp) for name, sp in specs.items() if sp is not None}
+    for (name, chunk), group in groupby(samples, key=lambda s: (s.source, s.chunk)):
         group = list(group)
         rows = [s.row for s in group]
         # Contract of ParentSource.read: exactly one item per requested row, in order.
-        yield from zip(group, source.read(chunk, rows), strict=True)
+        yield from zip(group, sources[name].read(chunk, rows), strict=True)
+
+
+def _real_fields(s: PlannedSample, rec: Any, split: str) -> dict[str, Any]:
+    """A real (known) lens: its stamp as is, label 1, ``kind: real`` with grade and weight."""
+    meta = _meta(s, split, 1, rec)
+    meta.update(kind="real", grade=s.grade, weight=s.weight)
+    return {"image": rec.stamp_nmgy, "meta": meta, "label": 1}
 
 
 def _meta(s: PlannedSample, split: str, label: int, rec: Any = None) -> dict[str, Any]:
@@ -108,6 +120,8 @@ def _sample_fields(
     row, so a new member is one table row plus its value here. Returns ``None`` (and records the
     rejection in ``summary``) when every injection draw of a host failed.
     """
+    if s.kind == "real":
+        return _real_fields(s, rec, split)
     if s.role != "host":
         return {"image": rec.stamp_nmgy, "meta": _meta(s, split, 0, rec), "label": 0}
     seed = galaxy_seed(s.galaxy_id, cfg.seed)
@@ -135,6 +149,7 @@ def _sample_fields(
         return None
     summary.accepted += 1
     meta = _meta(s, split, 1, rec)
+    meta["kind"] = "injected"
     meta["injection"] = {**res.params, "injection_seed": seed}
     fields: dict[str, Any] = {"image": res.image_nmgy, "meta": meta, "label": 1}
     if cfg.output.with_arcs:
@@ -151,7 +166,8 @@ def run_task(
     summary = TaskSummary(split=task.split, index=task.index, path=rel, n_planned=len(task.samples))
     failed = Counter()
     with ShardWriter(out_dir / rel, dtype=cfg.output.dtype) as writer:
-        for s, rec in _records(spec, task.samples):
+        specs = {"parents": spec, "positives": positives_spec(cfg, spec.context)}
+        for s, rec in _records(specs, task.samples):
             if isinstance(rec, Rejection):
                 summary.rejections.append(
                     Rejection(s.galaxy_id, s.location, rec.reason, "read", rec.detail).to_json()
@@ -177,6 +193,8 @@ def run_task(
                 continue
             writer.write(Sample.from_fields(s.key, fields))
             crash_point("samples")
+            if s.kind == "real":  # the matching report compares injection hosts and controls
+                continue
             r_flux = aperture_flux_nmgy(rec.stamp_nmgy[1])  # the parent stamp, before injection
             summary.match_rows.append([s.role, r_flux, cat["psfsize_r"], cat["psfdepth_r"]])
     info = writer.info

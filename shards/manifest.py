@@ -97,6 +97,14 @@ class Manifest:
         psfsize_r and psfdepth_r after the acceptance cuts.
     controls : str
         ``"unpaired"`` (default) or ``"paired"`` (ablation only).
+    split_scheme : dict
+        How splits were assigned: ``scheme`` (``healpix`` or ``hash``) and, for healpix,
+        ``nside``, ``order``, ``pixel_area_deg2`` and ``n_pixels`` per split; ``builder verify``
+        checks that no pixel spans two splits. Empty for datasets built before it existed.
+    positives : dict
+        Real positives (``--positives``) and known-lens exclusions (``--known-lenses``): planned
+        real and injected positives per split, real ones by grade, the grade -> weight mapping,
+        and the controls excluded near known lenses / real positives. Empty without them.
     """
 
     schema_version: int = SCHEMA_VERSION
@@ -112,6 +120,8 @@ class Manifest:
     rejections: dict[str, Any] = field(default_factory=dict)
     injection: dict[str, Any] = field(default_factory=dict)
     matching: dict[str, Any] = field(default_factory=dict)
+    split_scheme: dict[str, Any] = field(default_factory=dict)
+    positives: dict[str, Any] = field(default_factory=dict)
 
     # ---------------------------------------------------------------- queries
     def shards_for(self, split: str) -> list[ShardEntry]:

@@ -216,6 +216,9 @@ LABEL_LEAKING_FIELDS: frozenset[str] = frozenset(
         "arc_flux_nmgy",
         "family",  # hard-negative family of the parent (decoy controls: "decoy")
         "decoy",
+        "kind",  # real / injected (positives only)
+        "grade",  # grade and loss weight of a real positive
+        "weight",
     }
 )
 LABEL_LEAKING_PREFIXES: tuple[str, ...] = (

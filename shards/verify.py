@@ -15,6 +15,8 @@ Checks, each reported separately:
 * every shard path of the manifest stays inside the dataset root;
 * array members hold no pixel beyond the plausible bound (``rejects.max_abs_pixel_nmgy`` of the
   build config, default :data:`shards.schema.MAX_ABS_PIXEL_NMGY`);
+* with ``split_scheme.scheme: healpix`` in the manifest, no HEALPix pixel holds samples of two
+  splits (:func:`shards.spatial.split_scheme_problems`);
 * no stray ``.tar`` files outside the manifest.
 """
 
@@ -34,6 +36,7 @@ from shards.manifest import Manifest
 from shards.paths import shard_path
 from shards.reader import iter_tar_samples, load_index
 from shards.schema import MAX_ABS_PIXEL_NMGY, MEMBERS, SPLITS, MemberTable
+from shards.spatial import split_scheme_problems
 from shards.writer import build_index
 
 
@@ -149,6 +152,7 @@ def verify_dataset(
     key_where: dict[str, str] = {}
     galaxy_splits: dict[str, set[str]] = defaultdict(set)
     galaxy_roles: dict[str, list[str]] = defaultdict(list)
+    positions: list[tuple[object, object, str, str]] = []  # (ra, dec, split, where): healpix check
     listed = set()
     for entry in sorted(manifest.shards, key=lambda s: (s.split, s.index)):
         report.n_shards += 1
@@ -208,8 +212,12 @@ def verify_dataset(
                     )
                 if meta.get("key", key) != key:
                     report.errors.append(f"{name}: {key} metadata key {meta.get('key')!r} differs")
-                if label == 1 and "injection" not in meta:
+                real = meta.get("kind") == "real"  # a known lens: no injection metadata
+                if label == 1 and "injection" not in meta and not real:
                     report.errors.append(f"{name}: {key} is a positive without injection metadata")
+                if real and (label != 1 or "injection" in meta):
+                    report.errors.append(f"{name}: {key} is kind 'real' but not a plain positive")
+                positions.append((meta.get("ra"), meta.get("dec"), entry.split, f"{name}: {key}"))
                 if label == 0 and "injection" in meta:
                     report.errors.append(f"{name}: {key} is a control with injection metadata")
                 gid = meta.get("galaxy_id")
@@ -228,6 +236,7 @@ def verify_dataset(
         ):
             if got != want:
                 report.errors.append(f"{name}: {what} is {got}, manifest says {want}")
+    report.errors.extend(split_scheme_problems(manifest.split_scheme, positions))
     for gid, splits in galaxy_splits.items():
         if len(splits) > 1:
             report.errors.append(f"galaxy {gid} appears in several splits: {sorted(splits)}")

@@ -22,7 +22,10 @@ def _scan(ids: list[str]) -> ScanResult:
         s.location.append(f"mem:row={i}")
         s.chunk.append(i // 100)
         s.row.append(i % 100)
-        s.catalog.append([0.0, 0.0, 1.3, 1.2, 1.1, 300.0, 200.0, 50.0])
+        # spread over the sky (golden-angle spiral), so the default healpix scheme sees one
+        # galaxy per pixel and the split fractions are those of the per-galaxy hash
+        ra, dec = (137.50776 * i) % 360.0, float(np.degrees(np.arcsin(1 - 2 * (i + 0.5) / 4096)))
+        s.catalog.append([ra, dec, 1.3, 1.2, 1.1, 300.0, 200.0, 50.0])
     return s
 
 

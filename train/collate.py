@@ -16,7 +16,7 @@ from shards.reader import META_RAW, ShardFormatError, decode_member
 from shards.schema import META_SUFFIX, SAFE_MODEL_METADATA
 from train.preprocess import stack_dihedral
 
-__all__ = ["Batch", "batch_metadata", "collate"]
+__all__ = ["Batch", "batch_metadata", "collate", "sample_weights"]
 
 Batch = dict[str, Any]
 
@@ -36,8 +36,11 @@ def collate(samples: Sequence[dict[str, Any]], symmetries: np.ndarray | None = N
     -------
     dict
         ``image`` float32 (B, 3, 64, 64) nanomaggies, ``label`` float32 (B,), ``meta`` float32
-        (B, 6) raw catalog values (:data:`shards.schema.SAFE_MODEL_METADATA`), ``key`` and
-        ``galaxy_id`` lists of str.
+        (B, 6) raw catalog values (:data:`shards.schema.SAFE_MODEL_METADATA`), ``weight``
+        float32 (B,) loss weights (metadata ``weight``, set by the builder for graded real
+        positives; 1 when absent), ``key`` and ``galaxy_id`` lists of str. The metadata
+        ``weight``, ``kind`` and ``grade`` never reach the model (they are label-leaking fields,
+        :func:`shards.schema.is_label_leaking`).
     """
     metas = batch_metadata(samples)
     try:
@@ -59,9 +62,36 @@ def collate(samples: Sequence[dict[str, Any]], symmetries: np.ndarray | None = N
         "image": stacked.astype(np.float32, copy=False),
         "label": np.array([s["label"] for s in samples], dtype=np.float32),
         "meta": catalog,
+        "weight": sample_weights(metas, samples),
         "key": [s["__key__"] for s in samples],
         "galaxy_id": galaxy_ids,
     }
+
+
+def sample_weights(
+    metas: Sequence[dict[str, Any]], samples: Sequence[dict[str, Any]]
+) -> np.ndarray:
+    """Loss weight of each sample: metadata ``weight`` (finite, > 0), else 1.
+
+    Raises
+    ------
+    ShardFormatError
+        A ``weight`` that is not a finite number > 0 (names the shard and sample).
+    """
+    out = np.ones(len(metas), dtype=np.float32)
+    for i, m in enumerate(metas):
+        w = m.get("weight")
+        if w is None:
+            continue
+        ok = isinstance(w, int | float) and not isinstance(w, bool) and np.isfinite(w) and w > 0
+        if not ok:
+            s = samples[i]
+            raise ShardFormatError(
+                f"{s.get('__url__', '?')}: {s.get('__key__', '?')}.json: weight must be a finite "
+                f"number > 0 (got {w!r})"
+            )
+        out[i] = w
+    return out
 
 
 def batch_metadata(samples: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -29,6 +29,7 @@ from common.atomic import atomic_open, atomic_write_text
 from shards.manifest import Manifest
 from shards.reader import IndexedShard
 from train.accounting import accounting, check_exactly_once
+from train.by_kind import metrics_by_kind, positive_kinds
 from train.checkpoint import eval_weights, load_checkpoint
 from train.config import config_from_dict
 from train.data import make_loader
@@ -257,6 +258,10 @@ def write_report(
     metrics = compute_metrics(pred, f"{split} split")
     report = {"split": split, "n_samples": len(pred), **(extra or {}), "metrics": metrics}
     report["summary"] = flat_summary(metrics)
+    kinds = positive_kinds(shards_dir, split)
+    by_kind = metrics_by_kind(pred.keys, pred.labels, pred.logits, kinds)
+    if by_kind:  # a hybrid dataset: real and injected positives, each against all controls
+        report["by_kind"] = by_kind
     write_json(report, out / METRICS_NAME)
     write_scores(pred, out / SCORES_NAME)
     plot_roc(pred.logits, pred.labels, out / ROC_NAME, title=f"ROC ({split})")

@@ -170,7 +170,8 @@ def _make_batches(
     for samples in src:
         batch = collate(samples, None if rng is None else random_symmetries(len(samples), rng))
         normalize(batch["image"], cfg, inplace=True)  # collate made a fresh batch
-        batch["weight"] = np.ones(len(samples), dtype=np.float32)
+        # batch["weight"] comes from collate: the sample's metadata weight (a real positive's
+        # grade weight), 1 otherwise; padding batches carry weight 0
         yield batch
 
 

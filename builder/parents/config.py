@@ -229,6 +229,12 @@ class SynthConfig:
     star_g_minus_r_range : star g-r colour; 0.2-1.5, with r-z = 0.75 (g-r) - 0.05 (a linear
         approximation of the stellar locus).
     ra_range, dec_range : sky patch (deg; uniform on the sphere); a DECaLS-like north patch.
+    lrg_density_per_deg2 : 0 (default) spreads the parents over all of ``ra_range`` x
+        ``dec_range`` (~1 per deg^2 for 4000 parents, so spatial splits act per galaxy); a value
+        > 0 packs them into one contiguous footprint of ``n_parents / lrg_density_per_deg2``
+        deg^2 centred in that patch, ``dec`` band of equal width and height on the sky, at this
+        surface density (uniform on the sphere). DR10-like: ~130 (2 M LRG parents over
+        ~15,000 deg^2); DESI LRG targets: ~600. See :meth:`footprint_deg`.
     folding_threshold : GalSim FFT folding threshold (speed/accuracy); 5e-3 (GalSim default).
     families : family name -> fraction of parents (normalised to sum 1) of the hard-negative
         families (:mod:`builder.parents.families`; defaults and their motivation in
@@ -265,8 +271,29 @@ class SynthConfig:
     star_g_minus_r_range: tuple[float, ...] = (0.2, 1.5)
     ra_range: tuple[float, ...] = (150.0, 240.0)
     dec_range: tuple[float, ...] = (-10.0, 30.0)
+    lrg_density_per_deg2: float = 0.0
     folding_threshold: float = 5.0e-3
     families: dict[str, float] = field(default_factory=_default_family_fractions)
+
+    def footprint_deg(self) -> tuple[float, float, float, float]:
+        """``(ra_lo, ra_hi, dec_lo, dec_hi)`` in degrees where the parents are drawn.
+
+        With ``lrg_density_per_deg2 == 0`` this is ``ra_range`` x ``dec_range``. Otherwise it
+        is the contiguous patch of area ``A = n_parents / lrg_density_per_deg2`` deg^2 centred
+        on the middle of that patch: a dec band of height ``sqrt(A)`` deg and the RA width that
+        makes its solid angle exactly ``A`` (``ra_hi`` may exceed 360: RA is wrapped).
+        """
+        if self.lrg_density_per_deg2 <= 0:
+            return (*self.ra_range, *self.dec_range)  # type: ignore[return-value]
+        area_deg2 = self.n_parents / self.lrg_density_per_deg2
+        ra0, dec0 = sum(self.ra_range) / 2.0, sum(self.dec_range) / 2.0
+        half = math.sqrt(area_deg2) / 2.0
+        dec_lo, dec_hi = dec0 - half, dec0 + half
+        if dec_lo < -90.0 or dec_hi > 90.0:
+            return (ra0, ra0, dec_lo, dec_hi)  # refused by validate
+        band = math.sin(math.radians(dec_hi)) - math.sin(math.radians(dec_lo))
+        width = math.degrees(math.radians(1.0) ** 2 * area_deg2 / band)
+        return (ra0 - width / 2.0, ra0 + width / 2.0, dec_lo, dec_hi)
 
     def validate(self, prefix: str = "") -> None:
         """Raise :class:`~common.configio.ConfigError` naming the first invalid key."""
@@ -304,6 +331,18 @@ class SynthConfig:
         check_range(self.star_g_minus_r_range, k("star_g_minus_r_range"), -1.0, 3.0)
         check_range(self.ra_range, k("ra_range"), 0.0, 360.0)
         check_range(self.dec_range, k("dec_range"), -90.0, 90.0)
+        check(
+            self.lrg_density_per_deg2 >= 0,
+            k("lrg_density_per_deg2"),
+            f"must be >= 0 (got {self.lrg_density_per_deg2})",
+        )
+        ra_lo, ra_hi, dec_lo, dec_hi = self.footprint_deg()
+        check(
+            ra_hi - ra_lo <= 360.0 and -90.0 <= dec_lo and dec_hi <= 90.0,
+            k("lrg_density_per_deg2"),
+            f"footprint of {self.n_parents / max(self.lrg_density_per_deg2, 1e-300):.4g} deg^2 "
+            f"does not fit on the sky around dec {sum(self.dec_range) / 2:g}",
+        )
         from builder.parents.families import check_fractions
 
         problems = check_fractions(self.families)

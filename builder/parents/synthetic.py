@@ -226,8 +226,9 @@ def draw_params(seed: int, index: int, cfg: SynthConfig) -> SynthParams:
             SynthComponent(kind="star", dx_arcsec=dx, dy_arcsec=dy, flux_nmgy=_flux_tuple(flux))
         )
 
-    ra = _uniform(rng, cfg.ra_range)
-    sin_lo, sin_hi = (math.sin(math.radians(d)) for d in cfg.dec_range)
+    ra_lo, ra_hi, dec_lo, dec_hi = cfg.footprint_deg()  # ra/dec ranges, or a dense footprint
+    ra = _uniform(rng, (ra_lo, ra_hi)) % 360.0
+    sin_lo, sin_hi = (math.sin(math.radians(d)) for d in (dec_lo, dec_hi))
     dec = math.degrees(math.asin(rng.uniform(sin_lo, sin_hi)))
     return SynthParams(
         galaxy_id=f"synth-{seed}-{index:08d}",
