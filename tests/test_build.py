@@ -17,6 +17,7 @@ import yaml
 from builder.build import BuildOptions, make_shards, prepare_source
 from builder.config import load_build_config
 from builder.errors import BuilderError
+from builder.inject import InjectionConfig
 from builder.parents.base import ParentRecord, ReaderContext, Rejection, SourceInfo
 from builder.parents.parquet_writer import write_parents_parquet
 from builder.parents.registry import (
@@ -88,9 +89,13 @@ def test_shards_hold_required_members_and_positives_carry_injection(built):
                 "source_mag_r",
                 "psf_fwhm_r",
                 "injection_seed",
+                "visible",
+                "vis_snr",
             ):
                 assert k in inj
-            assert 23.0 <= inj["source_mag_r"] <= 26.0
+            lo, hi = InjectionConfig().source.mag_r
+            assert lo <= inj["source_mag_r"] <= hi
+            assert inj["visible"] and inj["vis_snr"] >= 20.0
         else:
             assert "injection" not in s["meta"]
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.signal import correlate2d
 
-from builder.inject.noise import (
+from builder.inject.skynoise import (
     RESAMPLING_KERNELS,
     correlated_sky_noise,
     draw_resampling_shifts,
@@ -128,3 +128,19 @@ def test_determinism_and_errors():
         resampled_noise((8, 8), -1.0, SHIFTS, np.random.default_rng(0))
     with pytest.raises(ValueError, match="n_exposures"):
         draw_resampling_shifts(np.random.default_rng(0), 0)
+
+
+def test_synthetic_sky_noise_is_correlated_sky_plus_white_shot_noise():
+    from builder.inject.skynoise import synthetic_sky_noise
+
+    sigma = [0.01, 0.02, 0.05]
+    model = np.zeros((3, *SHAPE))
+    noise = synthetic_sky_noise(model, sigma, 1e4, np.random.default_rng(4))
+    for b in range(3):
+        assert noise[b].std() == pytest.approx(sigma[b], rel=0.03)
+        assert measured_lag1_autocorrelation(noise[b]) > 0.05
+    # a bright source adds its (white) Poisson variance model / gain on top of the sky
+    bright = np.full((3, *SHAPE), 4.0)
+    extra = synthetic_sky_noise(bright, sigma, 1e4, np.random.default_rng(4))
+    want = np.sqrt(np.square(sigma) + 4.0 / 1e4)
+    np.testing.assert_allclose(extra.std(axis=(1, 2)), want, rtol=0.03)

@@ -45,7 +45,7 @@ class SourceConfig:
         dust and IGM); ``"sersic"`` is the smooth one-colour model.
     mag_r : tuple[float, float]
         Unlensed r-band AB magnitude range of the whole source. Never tied to the host.
-        Default ``(23.0, 26.0)``.
+        Default ``(22.0, 25.5)`` (the visibility cut keeps the brighter part).
     seds : tuple[str, ...]
         SED templates (GalSim CWW) drawn with equal probability; they set the g-r and r-z colours
         at the drawn redshift. Default ``("Im", "Scd")``.
@@ -59,7 +59,7 @@ class SourceConfig:
     """
 
     model: str = "clumpy"
-    mag_r: tuple[float, float] = (23.0, 26.0)
+    mag_r: tuple[float, float] = (22.0, 25.5)
     seds: tuple[str, ...] = ("Im", "Scd")
     z: tuple[float, float] = (1.0, 3.0)
     offset_max_theta_e: float = 0.5
@@ -172,7 +172,8 @@ class InjectionConfig:
         Moffat noise-equivalent area, default) or ``"annulus_mad"`` (robust MAD of the stamp's
         outer annulus).
     max_draws : int
-        Draws tried before the injection is declared failed. Default 20.
+        Draws tried before the injection is declared failed. Default 40 (the visibility cut
+        rejects a few draws per host).
     """
 
     lens_prior: str = "population"
@@ -192,7 +193,7 @@ class InjectionConfig:
     require_multiple_images: bool = True
     min_arc_snr: float = 0.0
     noise_sigma_method: str = "psfdepth"
-    max_draws: int = 20
+    max_draws: int = 40
 
     def validate(self, prefix: str = "injection") -> None:
         """Raise :class:`~common.configio.ConfigError` naming the first invalid key.
