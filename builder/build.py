@@ -366,6 +366,7 @@ def _build(
         manifest.shards.append(_entry(summary))
         manifest.save(out_dir)
         crash_point("shards")
+    remove_stale_tmp(out_dir)  # left by workers lost mid-shard (Dask reran their tasks)
 
     rejects = _finalise(manifest, plan, scan.rejections, list(summaries.values()), out_dir)
     if message := _too_many_rejected(rejects, plan.n_parents, cfg):

@@ -112,6 +112,7 @@ def test_a_worker_killed_mid_shard_is_replaced_and_the_bytes_are_identical(
     assert outcome["manifest"].status == "complete"
     assert dataset_files(tmp_path) == reference
     assert verify_dataset(tmp_path).ok
+    assert not list(tmp_path.rglob(".*.tmp-*"))  # the lost worker's partial shard is swept
 
 
 def test_dask_executor_runs_calls_in_order_and_delivers_errors(cluster):
