@@ -68,7 +68,9 @@ def ckpt(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def parents(tmp_path_factory: pytest.TempPathFactory) -> Path:
     recs, _ = parent_records()
-    return write_parents_parquet(tmp_path_factory.mktemp("p") / "parents.parquet", recs, ROW_GROUP)
+    family = {"family": lambda r: "ring" if r.stamp_nmgy[0, 31, 39] > 0.5 else "lrg"}
+    path = tmp_path_factory.mktemp("p") / "parents.parquet"
+    return write_parents_parquet(path, recs, ROW_GROUP, extra_columns=family)
 
 
 def score_argv(ckpt: Path, parents: Path, out: Path, *extra: str) -> list[str]:
@@ -102,6 +104,8 @@ def test_one_row_per_valid_parent_and_every_bad_one_rejected(scored: Path) -> No
     assert summary["n_chunks"] == 5 and summary["chunks_scored"] == 5
     for f in CATALOG_FIELDS:  # catalogue columns kept
         assert table[f] == pytest.approx([catalog(i)[f] for i in range(N_GOOD)])
+    ringed = ["ring" if i % 3 == 0 else "lrg" for i in range(N_GOOD)]
+    assert table["family"] == ringed  # descriptive parent columns kept
     logit = np.array(table["logit"])
     assert np.array(table["probability"]) == pytest.approx(1 / (1 + np.exp(-logit)), rel=1e-6)
     assert sorted(table["rank"]) == list(range(1, N_GOOD + 1))

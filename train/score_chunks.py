@@ -140,6 +140,7 @@ def _batch(chunk: int, records: list[ParentRecord], preprocess: PreprocessConfig
         catalog={f: np.array([r.catalog[f] for r in records], np.float64) for f in CATALOG_FIELDS},
         location=[r.location for r in records],
         row=np.array([r.row for r in records], np.int32),
+        parent_meta=[dict(getattr(r, "meta", None) or {}) for r in records],
     )
     return item
 
@@ -249,6 +250,11 @@ def _write_part(out_dir: Path, chunk: int, batches: list[dict], rejects: list[di
     cols["logit"] = cols["logit"].astype(np.float32)
     cols["probability"] = display_probability(cols["logit"])  # display only; rank on logits
     table = pa.table({f.name: pa.array(cols[f.name], f.type) for f in PART_SCHEMA}, PART_SCHEMA)
+    metas = [m for b in batches for m in b["parent_meta"]]
+    for key in sorted({k for m in metas for k in m}):  # descriptive parent columns (family, ...)
+        name = f"parent_{key}" if key in PART_SCHEMA.names else key
+        values = [None if m.get(key) is None else str(m[key]) for m in metas]
+        table = table.append_column(pa.field(name, pa.string()), pa.array(values, pa.string()))
     with atomic_open(part_path(out_dir, chunk), "wb") as fh:
         pq.write_table(table, fh)
     return table.num_rows
@@ -300,6 +306,7 @@ def score_chunks(
                 image, meta, _, _ = move_batch(item, device, model.channels_last)
                 logit = model(image, meta).float().cpu().numpy()
                 keep = {k: item[k] for k in ("galaxy_id", "catalog", "location", "row")}
+                keep["parent_meta"] = item["parent_meta"]
                 pending.setdefault(chunk, []).append({**keep, "logit": logit})
                 continue
             n_rows += _write_part(out, chunk, pending.pop(chunk, []), item["rejects"])

@@ -7,8 +7,9 @@ memory; no stamp), drops any galaxy id seen in an earlier row (recorded as a
 * ``scores.parquet``: one row per valid parent, in input order: ``galaxy_id``, ``ra``, ``dec``
   (deg), ``logit`` (float32; rank and cut on this), ``probability`` (sigmoid of the logit, for
   display only), the catalogue columns (``psfsize_*`` FWHM arcsec, ``psfdepth_*`` 1/nmgy^2),
-  ``source_location`` / ``source_chunk`` / ``source_row`` (where the stamp is), ``rank`` (1 =
-  highest logit; ties keep input order);
+  ``source_location`` / ``source_chunk`` / ``source_row`` (where the stamp is), the input's
+  descriptive parent columns (:data:`builder.parents.base.PARENT_META_COLUMNS`, e.g. the synthetic
+  sky's ``family``) as strings, then ``rank`` (1 = highest logit; ties keep input order);
 * ``rejects.jsonl``: every refused parent with its reason, never a silent skip.
 
 :func:`write_candidates` writes the ranked ``candidates.csv``.
@@ -149,18 +150,21 @@ def assemble(parts: list[tuple[Path, Path]], out_dir: str | Path) -> Assembled:
                 fh.write(json.dumps(r, sort_keys=True) + "\n")
 
     offset = 0
-    schema = pq.read_schema(parts[0][0]).append(pa.field("rank", pa.int64())) if parts else None
-    with atomic_open(out / SCORES_NAME, "wb") as fh:
-        if schema is None:
-            schema = pa.schema([("galaxy_id", pa.string()), ("rank", pa.int64())])
-        schema = schema.remove_metadata()
-        with pq.ParquetWriter(fh, schema) as writer:
-            for (scores_part, _), mask in zip(parts, masks, strict=True):
-                t = pq.read_table(scores_part).filter(pa.array(mask))
-                n = t.num_rows
-                t = t.append_column("rank", pa.array(rank[offset : offset + n], pa.int64()))
-                writer.write_table(t.replace_schema_metadata(None).cast(schema))
-                offset += n
+    # Parts may differ in their descriptive parent columns (a chunk without any ``family``).
+    schemas = [pq.read_schema(p).remove_metadata() for p, _ in parts]
+    columns = pa.unify_schemas(schemas) if schemas else pa.schema([("galaxy_id", pa.string())])
+    schema = columns.append(pa.field("rank", pa.int64()))
+    with atomic_open(out / SCORES_NAME, "wb") as fh, pq.ParquetWriter(fh, schema) as writer:
+        for (scores_part, _), mask in zip(parts, masks, strict=True):
+            t = pq.read_table(scores_part).filter(pa.array(mask))
+            n = t.num_rows
+            arrays = [
+                t.column(f.name) if f.name in t.column_names else pa.nulls(n, f.type)
+                for f in columns
+            ]
+            arrays.append(pa.array(rank[offset : offset + n], pa.int64()))
+            writer.write_table(pa.table(arrays, schema=schema))
+            offset += n
     return Assembled(
         galaxy_id=cols["galaxy_id"],
         location=cols["source_location"],
