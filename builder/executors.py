@@ -22,12 +22,14 @@ the executor or the worker count: results are always consumed in submission orde
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any, Protocol, TypeVar
 
 from builder.errors import ExecutorError
+from common.parentdeath import exit_with_parent
 
 R = TypeVar("R")
 
@@ -86,7 +88,10 @@ def _serial(workers: int, scheduler: str | None = None) -> Executor:
 @register_executor("local")
 def _local(workers: int, scheduler: str | None = None) -> Executor:
     _no_scheduler("local", scheduler)
-    return ProcessPoolExecutor(workers) if workers > 1 else SerialExecutor()
+    if workers == 1:
+        return SerialExecutor()
+    # Workers exit when this process dies, even by SIGKILL (common/parentdeath.py).
+    return ProcessPoolExecutor(workers, initializer=exit_with_parent, initargs=(os.getpid(),))
 
 
 @register_executor("dask")

@@ -47,13 +47,29 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def tmp_owner_pid(path: str | Path) -> int | None:
+    """The pid in a temporary name made by :func:`tmp_path_for` (``.NAME.tmp-PID``), else None."""
+    _, sep, tail = Path(path).name.rpartition(".tmp-")
+    return int(tail) if sep and tail.isdigit() else None
+
+
 def remove_stale_tmp(directory: str | Path) -> list[Path]:
-    """Delete temporary files left by a crashed writer (``.*.tmp-*``); return what was removed."""
+    """Delete temporary files left by crashed writers (``.*.tmp-PID``); return what was removed.
+
+    Only files whose writer is dead are removed: a temporary name whose pid is a live process on
+    this host (another build, an orphaned worker still finishing) is left alone, and so is a name
+    without a pid. Call it only while holding the directory's :class:`common.lock.DirLock`.
+    """
+    from common.lock import pid_alive
+
     removed = []
     d = Path(directory)
     if not d.is_dir():
         return removed
     for p in d.rglob(".*.tmp-*"):
+        pid = tmp_owner_pid(p)
+        if pid is None or (pid != os.getpid() and pid_alive(pid)):
+            continue
         with contextlib.suppress(FileNotFoundError):
             p.unlink()
             removed.append(p)

@@ -9,6 +9,8 @@ previous checkpoint intact.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import random
 import shutil
@@ -19,7 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from common.atomic import atomic_open
+from common.atomic import atomic_open, atomic_write_text
+from common.checksum import file_sha256
 from train.early_stopping import EarlyStopping
 from train.ema import ema_module_state
 from train.errors import CheckpointError
@@ -151,33 +154,121 @@ def eval_weights(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
 
 
 # ------------------------------------------------------------------------------------- I/O
-def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
-    """Write ``state`` to ``path`` atomically; return the path."""
+DIGEST_SUFFIX = ".sha256"
+"""Sidecar of every checkpoint: ``NAME.pt.sha256`` holds the sha256 of ``NAME.pt``."""
+
+
+def digest_path(path: str | Path) -> Path:
+    """The digest sidecar of checkpoint ``path``."""
     path = Path(path)
+    return path.with_name(path.name + DIGEST_SUFFIX)
+
+
+class _HashingWriter:
+    """File-like wrapper that hashes what is written through it."""
+
+    def __init__(self, fh: Any):
+        self.fh, self.sha, self.n = fh, hashlib.sha256(), 0
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        self.n += len(data)
+        return self.fh.write(data)
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
+def _write_digest(path: Path, sha256: str, n_bytes: int, also: list[str]) -> None:
+    record = {"file": path.name, "sha256": sha256, "bytes": n_bytes}
+    if also:
+        record["also_accepted_while_replacing"] = also
+    atomic_write_text(digest_path(path), json.dumps(record, sort_keys=True) + "\n")
+
+
+def _accepted_digests(path: Path) -> list[str] | None:
+    """Digests the sidecar accepts for ``path`` (None: no readable sidecar)."""
+    try:
+        record = json.loads(digest_path(path).read_text())
+        return [str(record["sha256"]), *map(str, record.get("also_accepted_while_replacing", []))]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _replace_with_digest(path: Path, write: Any) -> Path:
+    """Write ``path`` atomically through ``write(fh)`` and keep its digest sidecar in step.
+
+    The two files cannot be renamed together, so the sidecar first accepts the old and the new
+    digest, then the checkpoint is renamed into place, then the sidecar names the new digest
+    only: a crash at any point leaves a checkpoint its sidecar accepts.
+    """
+    path = Path(path)
+    old = _accepted_digests(path)
     with atomic_open(path, "wb") as fh:
-        torch.save(state, fh)
+        hashing = _HashingWriter(fh)
+        write(hashing)
+        digest = hashing.sha.hexdigest()
+        _write_digest(path, digest, hashing.n, [old[0]] if old and path.is_file() else [])
+    _write_digest(path, digest, hashing.n, [])
     return path
 
 
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+    """Write ``state`` to ``path`` atomically, with its sha256 sidecar; return the path."""
+    return _replace_with_digest(Path(path), lambda fh: torch.save(state, fh))
+
+
 def copy_checkpoint(src: str | Path, dst: str | Path) -> Path:
-    """Atomically replace ``dst`` with a copy of ``src``."""
-    dst = Path(dst)
-    with atomic_open(dst, "wb") as out, open(src, "rb") as inp:
-        shutil.copyfileobj(inp, out)
+    """Atomically replace ``dst`` with a copy of ``src`` (whose digest is checked first)."""
+    verify_checkpoint(src)
+
+    def write(fh: Any) -> None:
+        with open(src, "rb") as inp:
+            shutil.copyfileobj(inp, fh)
+
+    dst = _replace_with_digest(Path(dst), write)
+    if _accepted_digests(dst) != _accepted_digests(Path(src))[:1]:
+        raise CheckpointError(f"{src}: changed while being copied to {dst}")
     return dst
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True``.
+def verify_checkpoint(path: str | Path) -> str:
+    """Check ``path`` against its sha256 sidecar; return the digest.
 
     Raises
     ------
     CheckpointError
-        If the file is missing, not loadable safely, or of another format version.
+        The file is missing, has no readable sidecar, or its bytes do not match (corrupt).
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
+    accepted = _accepted_digests(path)
+    if accepted is None:
+        raise CheckpointError(
+            f"{path}: no readable digest sidecar {digest_path(path).name}, so the file cannot be "
+            "checked for corruption; refusing to load it"
+        )
+    actual = file_sha256(path)
+    if actual not in accepted:
+        raise CheckpointError(
+            f"{path} is corrupt: its sha256 {actual[:16]}... does not match the one recorded "
+            f"when it was written ({accepted[0][:16]}... in {digest_path(path).name})"
+        )
+    return actual
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Verify the digest of ``path``, then load it with ``weights_only=True``.
+
+    Raises
+    ------
+    CheckpointError
+        If the file is missing, corrupt (digest mismatch), not loadable safely, or of another
+        format version; the message names the file.
+    """
+    path = Path(path)
+    verify_checkpoint(path)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # pickle errors, truncation, unsafe globals
@@ -185,6 +276,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(ckpt, dict) or ckpt.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(f"{path}: not a version-{CHECKPOINT_VERSION} training checkpoint")
     return ckpt
+
+
+def load_model_weights(model: nn.Module, weights: dict[str, Any], path: str | Path) -> None:
+    """``model.load_state_dict(weights)``; a mismatch is a one-line :class:`CheckpointError`."""
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, KeyError, TypeError) as exc:
+        first = str(exc).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[:3])[:300]
+        raise CheckpointError(
+            f"{path}: the weights do not fit the model described by its stored config ({detail})"
+        ) from None
 
 
 def restore_rank_rng(states: list[dict[str, Any]], rank: int, world_size: int) -> None:
