@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from importlib import metadata
@@ -20,11 +21,13 @@ from typing import Any
 
 from tqdm import tqdm
 
+from builder.abort import abort_message
 from builder.config import BuildConfig
 from builder.errors import BuildError
 from builder.executors import SubmitExecutor, make_executor, submit_ordered
 from builder.faults import crash_point
 from builder.matching import matching_report
+from builder.notices import input_notices
 from builder.parents.base import ReaderContext, Rejection
 from builder.parents.open import SourceSpec, open_source
 from builder.parents.registry import get_parent_kind
@@ -36,6 +39,7 @@ from builder.validate import Limits
 from common.atomic import atomic_open, remove_stale_tmp
 from common.checksum import file_sha256
 from common.configio import to_dict
+from common.lock import DirLock
 from common.storage import is_remote, local_path
 from shards.manifest import MANIFEST_NAME, REJECTS_NAME, Manifest, ManifestError, ShardEntry
 from shards.schema import SPLITS
@@ -68,6 +72,8 @@ class BuildOptions:
     progress: bool = True
     staging: str | None = None
     """Local staging directory of a build to a URL (:mod:`builder.remote`); default per URL."""
+    wait: bool = False
+    """Wait for another build holding the output directory instead of refusing."""
 
 
 def package_versions() -> dict[str, str]:
@@ -139,6 +145,7 @@ def ensure_generated_parents(
         moffat_beta=cfg.psf.moffat_beta,
         executor=executor,
         window=2 * options.workers,
+        progress=options.progress,
     )
     with atomic_open(stamp, "w") as fh:
         fh.write(want)
@@ -300,14 +307,24 @@ def make_shards(
 
         return make_shards_remote(cfg, str(out_dir), options, executor, options.staging)
     out_dir = Path(local_path(out_dir))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_tmp(out_dir)
+    # One build per directory, taken before anything in it is read or touched (common/lock.py).
+    with DirLock(out_dir, "build", wait=options.wait):
+        return _make_shards_locked(cfg, out_dir, options, executor)
+
+
+def _make_shards_locked(
+    cfg: BuildConfig, out_dir: Path, options: BuildOptions, executor: SubmitExecutor | None
+) -> Manifest:
+    """:func:`make_shards` once the output directory is locked."""
     spec = prepare_source(cfg, out_dir)
     generated = get_parent_kind(cfg.input.kind).generated
     src_desc = generated_description(cfg) if generated else source_description(spec)
     src_desc.update(describe_real_inputs(cfg, spec.context))  # --positives, --known-lenses
     fingerprint = cfg.fingerprint(src_desc)
+    for note in input_notices(src_desc, cfg.psf.moffat_beta):  # defaults for physical inputs
+        print(f"builder: note: {note}", file=sys.stderr)
     old = _check_existing(out_dir, fingerprint, options.overwrite)  # before touching any file
+    remove_stale_tmp(out_dir)  # under the lock, and only temporaries of dead writers
     own = executor is None
     executor = make_executor(options.executor, options.workers) if own else executor
     try:
@@ -333,7 +350,7 @@ def _build(
     scan = scan_source(spec, spec.context.limits, executor=executor, max_parents=cfg.max_parents)
     plan = plan_build(scan, cfg, prepare_real(cfg, spec.context, executor))
     early = [r.to_json() for r in (*scan.rejections, *plan.rejections)]
-    if message := _too_many_rejected(early, plan.n_parents, cfg):
+    if message := _too_many_rejected(early, plan.n_parents, cfg, out_dir):
         write_rejects(out_dir, early)  # abort before building any shard
         raise BuildError(message)
 
@@ -369,7 +386,7 @@ def _build(
     remove_stale_tmp(out_dir)  # left by workers lost mid-shard (Dask reran their tasks)
 
     rejects = _finalise(manifest, plan, scan.rejections, list(summaries.values()), out_dir)
-    if message := _too_many_rejected(rejects, plan.n_parents, cfg):
+    if message := _too_many_rejected(rejects, plan.n_parents, cfg, out_dir):
         manifest.status = "aborted"  # verify and the trainer refuse an aborted dataset
         manifest.save(out_dir)
         raise BuildError(message)
@@ -377,16 +394,14 @@ def _build(
     return manifest
 
 
-def _too_many_rejected(rejects: list[dict[str, str]], n_total: int, cfg: BuildConfig) -> str | None:
+def _too_many_rejected(
+    rejects: list[dict[str, str]], n_total: int, cfg: BuildConfig, out_dir: Path
+) -> str | None:
     """The abort message if the rejected fraction exceeds ``max_reject_fraction``, else None."""
     rejects = [r for r in rejects if r["stage"] != EXCLUDE_STAGE]  # known-lens exclusions
-    frac = len(rejects) / max(n_total, 1)
-    if frac <= cfg.rejects.max_reject_fraction:
-        return None
-    reasons = Counter(r["reason"] for r in rejects).most_common()
-    summary = ", ".join(f"{k}: {v}" for k, v in reasons)
-    return (
-        f"{len(rejects)} of {n_total} parent rows rejected ({frac:.1%} > max_reject_fraction "
-        f"{cfg.rejects.max_reject_fraction:.1%}): {summary}. The rows are listed in "
-        f"{REJECTS_NAME}; fix the input or raise --max-reject-fraction."
+    return abort_message(
+        rejects,
+        n_total,
+        cfg.rejects.max_reject_fraction,
+        f"{str(out_dir).rstrip('/')}/{REJECTS_NAME}",
     )

@@ -11,12 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from builder.errors import BuilderError
 from builder.parents.registry import detect_kind, readable_kinds
 from builder.remote import url_kind
+from common.clierrors import one_line, os_error
+from common.clihelp import document
 from common.configio import ConfigError, merge, parse_overrides
+from common.files import NotRegularFileError
+from common.lock import LockError
 from common.storage import is_remote, is_url, local_path
 
 
@@ -29,6 +31,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         p = args.parents if is_url(args.parents) else Path(args.parents)
         kind = args.parents_format or (url_kind(p) if is_url(p) else detect_kind(p))
         o.setdefault("input", {}).update({"kind": kind, "path": str(p)})
+    if getattr(args, "side_table", None):  # catalogue values of FITS cutouts
+        o.setdefault("input", {})["fits"] = {"side_table": str(args.side_table)}
     if getattr(args, "positives", None):  # real (known) lenses as label-1 samples
         kind = args.positives_format or detect_kind(Path(args.positives))
         o["positives"] = {"path": str(Path(args.positives)), "kind": kind}
@@ -72,6 +76,7 @@ def cmd_make_shards(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.quiet,
         staging=args.staging,
+        wait=args.wait,
     )
     with _executor(args) as executor:
         manifest = make_shards(cfg, args.out, options, executor=executor)
@@ -108,6 +113,7 @@ def cmd_synth_parents(args: argparse.Namespace) -> int:
             executor=executor,
             moffat_beta=cfg.psf.moffat_beta,
             window=2 * args.workers,
+            progress=sys.stderr.isatty(),  # a bar for people, nothing in logs
         )
     print(f"builder: wrote {args.n} synthetic parent galaxies to {path}")
     return 0
@@ -116,6 +122,10 @@ def cmd_synth_parents(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from builder.inspect import describe_shard, shard_png
 
+    if args.n < 1:
+        raise ConfigError("n", f"samples in the PNG grid must be >= 1 (got {args.n})")
+    if args.limit < 0:
+        raise ConfigError("limit", f"must be >= 0 (got {args.limit})")
     print(describe_shard(args.shard, key=args.key, limit=args.limit))
     if args.png:
         shard_png(args.shard, args.png, key=args.key, n=args.n)
@@ -133,11 +143,33 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from builder.audit import AuditConfig, run_audit
+
+    cfg = AuditConfig(
+        max_auc=args.max_auc, confidence=args.confidence, max_per_split=args.max_per_split
+    )
+    if not 0.5 <= cfg.max_auc <= 1.0:
+        raise ConfigError("max_auc", f"must be in [0.5, 1] (got {cfg.max_auc})")
+    if not 0.0 <= cfg.confidence < 1.0:
+        raise ConfigError("confidence", f"must be in [0, 1) (got {cfg.confidence})")
+    if cfg.max_per_split < 1:
+        raise ConfigError("max_per_split", f"must be >= 1 (got {cfg.max_per_split})")
+    report = run_audit(args.dir, cfg)
+    print(Path(args.dir, "audit.md").read_text())
+    return 0 if report["ok"] else 1
+
+
 def cmd_dump_config(args: argparse.Namespace) -> int:
     from builder.config import load_build_config
+    from common.yamldoc import commented_yaml
 
     cfg = load_build_config(args.config, parse_overrides(args.set))
-    print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+    header = (
+        "builder make-shards configuration (builder dump-config): every parameter with its\n"
+        "default and meaning; edit and pass with --config FILE, or override with --set KEY=VALUE."
+    )
+    print(commented_yaml(cfg, header), end="")
     return 0
 
 
@@ -194,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--parents-format", choices=readable_kinds(), help="override input format detection"
     )
     m.add_argument(
+        "--side-table",
+        metavar="CSV_OR_PARQUET",
+        help="FITS inputs: catalogue values (psfsize_*, psfdepth_*, ra, dec) keyed by galaxy_id "
+        "(file stem) or filename; see docs/inputs.md (input.fits.side_table)",
+    )
+    m.add_argument(
         "--positives",
         help="real (known) lenses, any parent format, added as label-1 samples (kind: real)",
     )
@@ -228,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace a build made with another config"
     )
     m.add_argument("--quiet", action="store_true")
+    m.add_argument(
+        "--wait", action="store_true", help="wait for another build using --out to finish"
+    )
     m.set_defaults(func=cmd_make_shards)
 
     s = sub.add_parser("synth-parents", help="write the built-in synthetic sky as parent Parquet")
@@ -249,10 +290,22 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("dir")
     v.set_defaults(func=cmd_verify)
 
+    a = sub.add_parser(
+        "audit", help="shortcut audit: can simple models separate the classes without the arc?"
+    )
+    a.add_argument("dir", help="a dataset built with --with-arcs")
+    a.add_argument("--max-auc", type=float, default=0.55, help="gate on host-only/catalog AUCs")
+    a.add_argument(
+        "--confidence", type=float, default=0.95, help="one-sided confidence of the gate (0: none)"
+    )
+    a.add_argument("--max-per-split", type=int, default=2000, help="samples read per split")
+    a.set_defaults(func=cmd_audit)
+
     d = sub.add_parser("dump-config", help="print the full resolved build config as YAML")
     d.add_argument("--config")
     d.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     d.set_defaults(func=cmd_dump_config)
+    document(p, {"n": "galaxies: synthetic parents to render, or the first N of --parents"})
     return p
 
 
@@ -264,9 +317,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except ConfigError as exc:
-        print(f"builder: config error: {exc}", file=sys.stderr)
-    except (BuilderError, ManifestError, ShardFormatError, FileNotFoundError) as exc:
-        print(f"builder: error: {exc}", file=sys.stderr)
+        print(f"builder: config error: {one_line(exc)}", file=sys.stderr)
+    except (BuilderError, ManifestError, ShardFormatError, LockError, NotRegularFileError) as exc:
+        print(f"builder: error: {one_line(exc)}", file=sys.stderr)
+    except OSError as exc:  # disk full, file-size limit, unusable --out (common/clierrors.py)
+        message, status = os_error(exc)
+        print(f"builder: error: {message}", file=sys.stderr)
+        return status
     return 2
 
 

@@ -101,6 +101,8 @@ def _meta(s: PlannedSample, split: str, label: int, rec: Any = None) -> dict[str
     meta.update(catalog_dict(s))
     parent_meta = getattr(rec, "meta", None) or {}
     meta.update({k: parent_meta[k] for k in PARENT_META_COLUMNS if k in parent_meta})
+    if "extra" in parent_meta:  # configured extra catalogue columns (never a model input)
+        meta["extra"] = parent_meta["extra"]
     return meta
 
 

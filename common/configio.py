@@ -69,6 +69,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(key, f"expected a list, got {value!r}")
         args = typing.get_args(tp)
         inner = args[0] if args else Any
+        if origin is tuple and len(args) > 1 and args[1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ConfigError(
+                    key, f"expected a list of {len(args)} values, got {len(value)}: {value!r}"
+                )
         out = [_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
         return tuple(out) if origin is tuple else out
     if origin is dict or tp is dict:
@@ -171,7 +176,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError("", f"config file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            "", f"config file {p} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError("", f"cannot parse YAML {p}: {exc}") from None
     if not isinstance(data, dict):

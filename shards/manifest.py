@@ -9,7 +9,8 @@ byte-identical to an uninterrupted one.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+import numbers
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,19 @@ class ShardEntry:
     bytes: int
     n_planned: int = 0
     n_rejected: int = 0
+
+    def __post_init__(self) -> None:
+        """Refuse a field of the wrong type or a negative count (a hand-edited manifest)."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("int", int):
+                ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+                ok = ok and value >= 0
+                want = "a non-negative integer"
+            else:
+                ok, want = isinstance(value, str), "a string"
+            if not ok:
+                raise ManifestError(f"shard {self.path!r}: {f.name} must be {want}, got {value!r}")
 
     @classmethod
     def from_info(
@@ -181,5 +195,5 @@ class Manifest:
         try:
             d["shards"] = [ShardEntry(**s) for s in d.get("shards", [])]
             return cls(**d)
-        except TypeError as exc:
+        except (TypeError, ManifestError) as exc:
             raise ManifestError(f"{path}: malformed manifest ({exc})") from None

@@ -18,12 +18,19 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
-_BLOCK = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```", re.M | re.S)
+_BLOCK = re.compile(r"^```(\w+)([^\n]*)\n(.*?)^```", re.M | re.S)
+#: Fence info marking a block not to run here (a long workflow tested elsewhere, e.g. the slow
+#: end-to-end API test): ```python no-test
+NO_TEST = "no-test"
 _INLINE = re.compile(r"`((?:builder|train) [^`]+)`")
 
 
-def blocks(path: Path, lang: str) -> list[str]:
-    return [body for kind, body in _BLOCK.findall(path.read_text()) if kind == lang]
+def blocks(path: Path, lang: str, runnable: bool = False) -> list[str]:
+    return [
+        body
+        for kind, info, body in _BLOCK.findall(path.read_text())
+        if kind == lang and not (runnable and NO_TEST in info)
+    ]
 
 
 def commands(path: Path, prose: bool = True) -> list[str]:
@@ -106,7 +113,7 @@ def test_documented_python_runs(path: Path, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     make_tiny_dataset(tmp_path / "out" / "shards")  # what "out/shards" stands for in examples
     namespace: dict = {"__name__": "__docs__"}
-    for i, body in enumerate(blocks(path, "python")):
+    for i, body in enumerate(blocks(path, "python", runnable=True)):
         code = compile(body, f"{path.name}[python block {i}]", "exec")
         exec(code, namespace)  # noqa: S102 - our own documentation
 

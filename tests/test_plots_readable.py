@@ -36,3 +36,33 @@ def test_history_plot_with_best_epoch(tmp_path) -> None:
         for i in range(3)
     ]  # fmt: skip
     assert plot_history(history, tmp_path / "h.png").stat().st_size > 0
+
+
+def test_cutout_titles_say_what_each_sample_is() -> None:
+    from train.plots import cutout_title
+
+    lens = {"galaxy_id": "g1", "ra": 150.123456, "dec": -2.5, "label": 1,
+            "injection": {"theta_e_arcsec": 1.234, "arc_snr": 37.2}}  # fmt: skip
+    assert cutout_title(lens, 3.14159) == 'g1\n150.1235 -2.5000\nlens thE 1.23" S/N 37\nlogit 3.14'
+    control = {"galaxy_id": "g2", "ra": 1.0, "dec": 2.0, "label": 0, "family": "ring"}
+    assert cutout_title(control).splitlines()[-1] == "control ring"
+
+
+def test_inspect_png_shows_both_classes(tmp_path, monkeypatch) -> None:
+    import train.plots as plots
+    from builder.inspect import shard_png
+    from tests.datasets import make_tiny_dataset
+
+    make_tiny_dataset(tmp_path / "d", {"train": (12,)})
+    seen = {}
+
+    def spy(images, titles, path, **kw):  # records what would be drawn, then draws it
+        seen["titles"] = list(titles)
+        return real(images, titles, path, **kw)
+
+    real = plots.plot_cutout_grid
+    monkeypatch.setattr(plots, "plot_cutout_grid", spy)
+    shard_png(tmp_path / "d" / "train" / "train-000000.tar", tmp_path / "g.png", n=6)
+    kinds = [t.splitlines()[-1].split()[0] for t in seen["titles"]]
+    assert kinds.count("control") == 3 and len(kinds) == 6
+    assert (tmp_path / "g.png").stat().st_size > 0

@@ -233,7 +233,8 @@ def test_unknown_grade_and_bad_config_are_clear_errors(tmp_path):
             load_build_config(None, over)
     bad = tmp_path / "bad.csv"
     bad.write_text("ra,decl\n1,2\n")
-    cfg = load_build_config(None, {"known_lenses": {"path": str(bad)}})
+    tiny = {"synthetic": {"n_parents": 20, "row_group_size": 20}}  # fails before any shard
+    cfg = load_build_config(None, {"known_lenses": {"path": str(bad)}, "input": tiny})
     with pytest.raises(SourceError, match="no dec column"):
         make_shards(cfg, tmp_path / "o", BuildOptions(progress=False))
 

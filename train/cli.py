@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from common.clierrors import one_line, os_error
-from common.configio import ConfigError, merge
+from common.clihelp import document
+from common.configio import ConfigError, merge, parse_overrides
 from shards.errors import ShardError
 from shards.remote import dataset_root
 from train.config import (
     CONFIG_NAME,
     load_run_config,
-    parse_overrides,
     preset_names,
     resolve_config,
 )
@@ -31,6 +31,7 @@ from train.errors import TrainError
 from train.evaluate import evaluate_checkpoint
 from train.metrics import HEADLINE_METRIC, get_metric
 from train.model import is_convnext
+from train.report_cli import add_report_parsers
 from train.rundir import ALLOW_FLAG
 from train.score_cli import add_probe_parser, add_score_parser
 from train.trainer import check_shards, run
@@ -45,6 +46,7 @@ FLAG_KEYS: dict[str, str] = {
     "max_steps_per_epoch": "max_steps_per_epoch",
     "stop_after_epochs": "stop_after_epochs",
     "seed": "seed",
+    "init_from": "init_from",
 }
 
 
@@ -77,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override any config key, e.g. --set optim.lr=1e-3 (repeatable)",
     )
+    r.add_argument(
+        "--init-from",
+        metavar="CKPT",
+        help="start from the weights of another run's checkpoint (fine-tuning; a new run)",
+    )
     r.add_argument("--resume", action="store_true", help="continue the run in --out")
     r.add_argument(
         ALLOW_FLAG,
@@ -95,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--workers", type=int)
     e.add_argument("--no-progress", action="store_true")
     add_score_parser(sub)  # train score (train/score_cli.py)
+    add_report_parsers(sub)  # train report, train dump-config (train/report_cli.py)
     add_probe_parser(sub)  # train probe
+    document(parser)
     return parser
 
 

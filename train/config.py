@@ -69,6 +69,10 @@ class TrainConfig:
     history_plot_every : int
         Redraw ``history.png`` every this many epochs (0: only when the run stops); it is
         always drawn when the run stops.
+    init_from : str, optional
+        Path of another run's checkpoint whose (validated) weights initialise the model, for
+        fine-tuning or continuing an early-stopped run with a new config; optimiser, schedule and
+        epochs start afresh (``--resume`` instead continues the same run exactly).
     tensorboard : bool
         Mirror the history's scalars to ``RUN/tensorboard/`` when the optional ``tensorboard``
         package is installed (:mod:`train.tensorboard`).
@@ -89,6 +93,7 @@ class TrainConfig:
     progress: bool = True
     history_plot_every: int = 1
     tensorboard: bool = True
+    init_from: str | None = None
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -126,28 +131,6 @@ def load_preset(name: str) -> dict[str, Any]:
     names = preset_names()
     check(name in names, "preset", f"unknown preset '{name}' (available: {', '.join(names)})")
     return load_yaml(PRESET_DIR / f"{name}.yaml")
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """``["optim.lr=1e-3", "model.meta_fields=[psfsize_r]"]`` -> nested mapping (YAML values)."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        check(bool(sep) and bool(key), pair, "override must look like KEY=VALUE")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(key, f"cannot parse value {text!r} ({exc})") from None
-        out = merge(out, dotted(key, value))
-    return out
-
-
-def dotted(key: str, value: Any) -> dict[str, Any]:
-    """``dotted("a.b", 1)`` -> ``{"a": {"b": 1}}``."""
-    node: Any = value
-    for part in reversed(key.split(".")):
-        node = {part: node}
-    return node
 
 
 def resolve_config(

@@ -30,7 +30,7 @@ from shards.manifest import Manifest
 from shards.reader import IndexedShard
 from train.accounting import accounting, check_exactly_once
 from train.by_kind import metrics_by_kind, positive_kinds
-from train.checkpoint import eval_weights, load_checkpoint
+from train.checkpoint import eval_weights, load_checkpoint, load_model_weights
 from train.config import config_from_dict
 from train.data import make_loader
 from train.distributed import (
@@ -44,7 +44,7 @@ from train.distributed import (
 from train.errors import TrainingError
 from train.metrics import evaluate_scores, flat_summary
 from train.model import build_model
-from train.plots import plot_cutout_grid, plot_roc, plot_score_hist
+from train.plots import cutout_title, plot_cutout_grid, plot_roc, plot_score_hist
 
 log = logging.getLogger(__name__)
 
@@ -194,17 +194,20 @@ def write_scores(pred: Predictions, path: str | Path) -> Path:
     return Path(path)
 
 
-def load_raw_images(shards_dir: str | Path, split: str, keys: list[str]) -> dict[str, np.ndarray]:
-    """Raw (3, 64, 64) nanomaggy stamps of ``keys``, read back from the split's shards."""
+def load_raw_samples(
+    shards_dir: str | Path, split: str, keys: list[str]
+) -> dict[str, dict[str, Any]]:
+    """Raw (3, 64, 64) nanomaggy stamps (``"image"``) and metadata (``"meta"``) of ``keys``."""
     wanted = set(keys)
-    found: dict[str, np.ndarray] = {}
+    found: dict[str, dict[str, Any]] = {}
     for entry in Manifest.load(shards_dir).shards_for(split):
         if len(found) == len(wanted):
             break
         shard = IndexedShard(Path(shards_dir) / entry.path)
         for i, sample in enumerate(shard.samples):
             if sample["key"] in wanted:
-                found[sample["key"]] = np.array(shard.sample(i, decode_meta=False)["image"])
+                decoded = shard.sample(i)
+                found[sample["key"]] = {"image": np.array(decoded["image"]), "meta": decoded["meta"]}
     missing = wanted - set(found)
     if missing:
         raise TrainingError(f"keys not found in {split} shards: {', '.join(sorted(missing)[:5])}")
@@ -217,9 +220,12 @@ def _cutout_grid(
     if len(idx) == 0:
         return None
     keys = [pred.keys[i] for i in idx]
-    raw = load_raw_images(shards_dir, split, keys)
-    titles = [f"{k[-14:]}\n{pred.logits[i]:.2f}" for k, i in zip(keys, idx, strict=True)]
-    return plot_cutout_grid(np.stack([raw[k] for k in keys]), titles, path, suptitle=title)
+    raw = load_raw_samples(shards_dir, split, keys)
+    titles = [
+        cutout_title(raw[k]["meta"], float(pred.logits[i])) for k, i in zip(keys, idx, strict=True)
+    ]
+    images = np.stack([raw[k]["image"] for k in keys])
+    return plot_cutout_grid(images, titles, path, suptitle=title)
 
 
 def _json_safe(obj: Any) -> Any:
@@ -339,7 +345,7 @@ def _evaluate(
     if num_workers is not None:
         cfg.data.num_workers = num_workers
     model = build_model(cfg.model)
-    model.load_state_dict(eval_weights(ckpt))
+    load_model_weights(model, eval_weights(ckpt), checkpoint)
     model.place(ctx.device, cfg.precision, cfg.channels_last)
     loader = make_loader(
         shards_dir,

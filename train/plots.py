@@ -228,6 +228,31 @@ def plot_score_hist(
     return _save(fig, path)
 
 
+def cutout_title(meta: Mapping[str, Any], logit: float | None = None) -> str:
+    """The title of one cutout in a grid: id, ra/dec, and what the sample is.
+
+    Lines: the galaxy id (its last 20 characters), ``ra dec`` in degrees, then for an injected
+    lens ``thetaE`` (arcsec) and arc S/N, for a real lens its grade, for a control its family
+    when recorded; and the logit when given.
+    """
+    lines = [str(meta.get("galaxy_id", meta.get("key", "?")))[-20:]]
+    ra, dec = meta.get("ra"), meta.get("dec")
+    if isinstance(ra, int | float) and isinstance(dec, int | float):
+        lines.append(f"{ra:.4f} {dec:+.4f}")
+    inj = meta.get("injection") or {}
+    if inj:
+        lines.append(
+            f'lens thE {inj.get("theta_e_arcsec", 0):.2f}" S/N {inj.get("arc_snr", 0):.0f}'
+        )
+    elif meta.get("kind") == "real":
+        lines.append(f"real lens {meta.get('grade', '')}".strip())
+    elif meta.get("label") == 0:
+        lines.append(f"control {meta.get('family', '')}".strip())
+    if logit is not None:
+        lines.append(f"logit {logit:.2f}")
+    return "\n".join(lines)
+
+
 def plot_cutout_grid(
     images: ArrayLike,
     titles: Sequence[str],

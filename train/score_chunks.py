@@ -39,6 +39,7 @@ from train.distributed import resolve_device
 from train.evaluate import move_batch
 from train.model import LensClassifier, build_model
 from train.preprocess import PreprocessConfig
+from train.runtime import apply_thread_plan, plan_threads
 from train.score_outputs import display_probability
 from train.stages import make_batches, to_torch
 
@@ -251,10 +252,14 @@ def _write_part(out_dir: Path, chunk: int, batches: list[dict], rejects: list[di
     cols["probability"] = display_probability(cols["logit"])  # display only; rank on logits
     table = pa.table({f.name: pa.array(cols[f.name], f.type) for f in PART_SCHEMA}, PART_SCHEMA)
     metas = [m for b in batches for m in b["parent_meta"]]
-    for key in sorted({k for m in metas for k in m}):  # descriptive parent columns (family, ...)
+    for key in sorted({k for m in metas for k in m} - {"extra"}):  # descriptive (family, ...)
         name = f"parent_{key}" if key in PART_SCHEMA.names else key
         values = [None if m.get(key) is None else str(m[key]) for m in metas]
         table = table.append_column(pa.field(name, pa.string()), pa.array(values, pa.string()))
+    extras = [m.get("extra") or {} for m in metas]  # input.<kind>.extra_columns, typed as read
+    for key in sorted({k for e in extras for k in e}):
+        name = f"parent_{key}" if key in table.column_names else key
+        table = table.append_column(name, pa.array([e.get(key) for e in extras]))
     with atomic_open(part_path(out_dir, chunk), "wb") as fh:
         pq.write_table(table, fh)
     return table.num_rows
@@ -277,6 +282,8 @@ def score_chunks(
     if options.workers < 0:
         raise ConfigError("workers", f"must be >= 0 (got {options.workers})")
     device = resolve_device(options.device)
+    if device.type == "cpu":  # the cores shared as in training; same threads, same logits
+        apply_thread_plan(plan_threads(options.workers))
     model, cfg, ckpt = load_scoring_model(checkpoint, device)
     batch_size = options.batch_size or cfg.data.batch_size
     if batch_size < 1:

@@ -41,7 +41,9 @@ from train.checkpoint import (
     capture_rng,
     collect_state,
     copy_checkpoint,
+    eval_weights,
     load_checkpoint,
+    load_model_weights,
     restore_rank_rng,
     restore_state,
     save_checkpoint,
@@ -81,9 +83,23 @@ from train.rundir import (
     lock_run_dir,
 )
 from train.runtime import check_shards, configure_backends, seed_epoch, validation_controls
+from train.tensorboard import mirror_history
 from train.validation import validation_record
 
 log = logging.getLogger(__name__)
+
+
+def init_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Start from the validated weights of another run's checkpoint (``init_from``, fine-tuning).
+
+    Only the weights are taken (the EMA copy when that run kept one); optimiser, schedule, epoch
+    and early stopping start afresh. The checkpoint's digest is verified; weights that do not fit
+    this run's ``model`` config are a one-line :class:`~train.errors.CheckpointError`.
+    """
+    if not Path(path).is_file():
+        raise ConfigError("init_from", f"checkpoint not found: {path}")
+    load_model_weights(model, eval_weights(load_checkpoint(path)), path)
+    log.info("model weights initialised from %s", path)
 
 
 class Trainer:
@@ -106,6 +122,8 @@ class Trainer:
         configure_backends(cfg, ctx.device)
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.model).place(ctx.device, cfg.precision, cfg.channels_last)
+        if cfg.init_from is not None:
+            init_weights(self.model, cfg.init_from)
         self.ema = build_ema(self.model, cfg.ema)
         self.train_forward: torch.nn.Module = self.model
         if ctx.distributed:
@@ -245,7 +263,7 @@ class Trainer:
         keys: list[str] = []
         bar = tqdm(
             total=n_steps,
-            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            desc=f"epoch {epoch} ({epoch + 1} of {cfg.epochs})",
             leave=False,
             disable=not (cfg.progress and ctx.is_main),
         )
@@ -358,7 +376,10 @@ class Trainer:
         self, history: list[dict[str, Any]] | None = None, plot: bool = False
     ) -> None:
         """Write ``history.json`` (and ``history.png`` when ``plot``); rank 0 only."""
-        write_history(self.history if history is None else history, self.run_dir, plot)
+        records = self.history if history is None else history
+        write_history(records, self.run_dir, plot)
+        if self.cfg.tensorboard:
+            mirror_history(records, self.run_dir)
 
     def test_best(self) -> dict[str, float]:
         """Evaluate ``checkpoints/best.pt`` on the test split; write ``test/`` and ``test_metrics.json``."""

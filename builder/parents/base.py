@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -59,7 +59,8 @@ class ParentRecord:
     meta : dict
         Descriptive parent metadata copied into the sample's metadata (never a model input):
         the keys of :data:`PARENT_META_COLUMNS` the input provides, e.g. the synthetic sky's
-        ``family``.
+        ``family``, and ``extra``: the configured extra catalogue columns
+        (:func:`check_extra_columns`).
     """
 
     galaxy_id: str
@@ -69,7 +70,45 @@ class ParentRecord:
     chunk: int = 0
     row: int = 0
     psf_images: np.ndarray | None = None
-    meta: dict[str, str] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+RESERVED_META_KEYS: frozenset[str] = frozenset(
+    {"galaxy_id", "key", "split", "role", "label", "source_location", "extra"}
+)
+"""Keys of a sample's metadata that the builder writes itself (never from an input column)."""
+
+
+def check_extra_columns(columns: Sequence[str], key: str) -> None:
+    """Refuse extra catalogue columns that collide with the builder's metadata or the label.
+
+    Extra columns (``input.<kind>.extra_columns``, e.g. ``z_phot``, ``brickname``) are carried
+    into each sample's metadata under ``extra`` and into ``train score``'s output; the model
+    never sees them (it reads only :data:`shards.schema.SAFE_MODEL_METADATA`).
+    """
+    from common.configio import check
+    from shards.schema import CATALOG_FIELDS, is_label_leaking
+
+    for i, name in enumerate(columns):
+        where = f"{key}[{i}]"
+        check(isinstance(name, str) and bool(name), where, f"must be a column name (got {name!r})")
+        check(name not in CATALOG_FIELDS, where, f"{name!r} is a catalogue field, read anyway")
+        check(
+            name not in RESERVED_META_KEYS and not is_label_leaking(name),
+            where,
+            f"{name!r} is reserved or describes the label/injection; rename the column",
+        )
+    dupes = sorted({c for c in columns if list(columns).count(c) > 1})
+    check(not dupes, key, f"duplicate column(s): {', '.join(dupes)}")
+
+
+def extra_value(value: object) -> object:
+    """An extra column's value as JSON: numbers as float (NaN -> None), the rest as str."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return None if value != value else float(value)
+    return str(value)
 
 
 PARENT_META_COLUMNS: tuple[str, ...] = ("family",)

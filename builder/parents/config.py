@@ -29,6 +29,9 @@ def _check_positive(value: float, key: str) -> None:
 
 
 def _check_depth_options(obj, prefix: str) -> None:
+    from builder.parents.base import check_extra_columns
+
+    check_extra_columns(list(getattr(obj, "extra_columns", ())), _key(prefix, "extra_columns"))
     check(
         obj.missing_depth in MISSING_DEPTH_MODES,
         _key(prefix, "missing_depth"),
@@ -67,6 +70,9 @@ class ParquetConfig:
         annulus. ``"reject"``: such rows are rejected with ``missing_catalog``.
     annulus_inner_pix : float
         Inner radius (pixels) of the noise-measurement annulus; default 24.
+    extra_columns : tuple of str
+        Further columns carried into each sample's metadata under ``extra`` (e.g. ``z_phot``,
+        ``brickname``, ``type``) and kept by ``train score``; never a model input. Default none.
     """
 
     id_column: str = "galaxy_id"
@@ -75,6 +81,7 @@ class ParquetConfig:
     column_map: dict[str, str] = field(default_factory=dict)
     missing_depth: str = "estimate"
     annulus_inner_pix: float = 24.0
+    extra_columns: tuple[str, ...] = ()
 
     def column(self, name: str) -> str:
         """File column holding catalog field ``name``."""
@@ -134,6 +141,9 @@ class FitsConfig:
         Inner radius (pixels) of the noise-measurement annulus; default 24.
     files_per_chunk : int
         Files per chunk (chunks are the sorted file list cut in groups of this size).
+    extra_columns : tuple of str
+        Side-table columns carried into each sample's metadata under ``extra`` (e.g.
+        ``z_phot``); never a model input. Default none.
 
     Notes
     -----
@@ -149,6 +159,7 @@ class FitsConfig:
     missing_depth: str = "estimate"
     annulus_inner_pix: float = 24.0
     files_per_chunk: int = 256
+    extra_columns: tuple[str, ...] = ()
 
     def validate(self, prefix: str = "") -> None:
         """Raise :class:`~common.configio.ConfigError` naming the first invalid key."""

@@ -22,6 +22,7 @@ import math
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -35,6 +36,7 @@ from builder.parents.base import (
     Rejection,
     SourceError,
     SourceInfo,
+    extra_value,
     fill_missing_depths,
 )
 from builder.parents.config import FitsConfig
@@ -71,11 +73,14 @@ def _side_value(value: object) -> object:
     return None if math.isnan(v) else v
 
 
-def load_side_table(path: str | Path) -> dict[str, dict[str, object]]:
+def load_side_table(
+    path: str | Path, extra_columns: Sequence[str] = ()
+) -> dict[str, dict[str, object]]:
     """Read a CSV/Parquet side table into ``{key: {catalog field: value or None}}``.
 
     The key column is ``galaxy_id`` (matched to file stems) or, failing that, ``filename``
-    (matched to file names). Only :data:`shards.schema.CATALOG_FIELDS` columns are kept; null
+    (matched to file names). Only :data:`shards.schema.CATALOG_FIELDS` columns are kept, plus
+    the ``extra_columns`` (under the key ``"extra"``, values as :func:`extra_value`); null
     and NaN values become None (the reader's defaults apply), non-numbers are kept as they are
     so that the record is rejected (``nonfinite_catalog``) rather than silently defaulted.
 
@@ -103,8 +108,15 @@ def load_side_table(path: str | Path) -> dict[str, dict[str, object]]:
     for f in fields:
         if pa.types.is_boolean(table.schema.field(f).type):
             raise SourceError(f"side table {path}: column {f!r} is boolean, expected numbers")
+    absent = [c for c in extra_columns if c not in table.column_names]
+    if absent:
+        raise SourceError(
+            f"side table {path}: input.fits.extra_columns names column(s) it lacks: "
+            f"{', '.join(absent)}"
+        )
     keys = [None if k is None else str(k) for k in table.column(key).to_pylist()]
     values = {f: table.column(f).to_pylist() for f in fields}
+    extras = {c: table.column(c).to_pylist() for c in extra_columns}
     out: dict[str, dict[str, object]] = {}
     for i, k in enumerate(keys):
         if k is None:
@@ -112,6 +124,8 @@ def load_side_table(path: str | Path) -> dict[str, dict[str, object]]:
         if k in out:
             raise SourceError(f"side table {path}: {key} {k!r} appears more than once")
         out[k] = {f: _side_value(values[f][i]) for f in fields}
+        if extras:
+            out[k]["extra"] = {c: extra_value(extras[c][i]) for c in extra_columns}
     return out
 
 
@@ -235,7 +249,13 @@ class FitsSource:
         )
         if not self._files:
             raise SourceError(f"no files matching {self.cfg.pattern!r} in {self.directory}")
-        self._side = load_side_table(self.cfg.side_table) if self.cfg.side_table else {}
+        if self.cfg.extra_columns and not self.cfg.side_table:
+            raise SourceError("input.fits.extra_columns needs input.fits.side_table")
+        self._side = (
+            load_side_table(self.cfg.side_table, self.cfg.extra_columns)
+            if self.cfg.side_table
+            else {}
+        )
 
     def info(self) -> SourceInfo:
         """Kind, directory, chunk count and the defaults in use."""
@@ -308,4 +328,9 @@ class FitsSource:
             catalog = self._catalog(path, header, stamp)
         except BadRecord as exc:
             return Rejection(gid, location, exc.reason, stage="read", detail=exc.detail)
-        return ParentRecord(gid, stamp, catalog, location, chunk=chunk, row=row)
+        meta: dict[str, Any] = {}
+        if self.cfg.extra_columns:
+            side = self._side.get(path.stem) or self._side.get(path.name) or {}
+            empty = dict.fromkeys(self.cfg.extra_columns)
+            meta["extra"] = side.get("extra", empty)
+        return ParentRecord(gid, stamp, catalog, location, chunk=chunk, row=row, meta=meta)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -31,6 +32,7 @@ from builder.parents.base import (
     SourceError,
     SourceInfo,
     as_float,
+    extra_value,
     fill_missing_depths,
 )
 from builder.parents.config import ParquetConfig
@@ -156,9 +158,22 @@ class ParquetSource:
         ]
         self._missing = [f for f in missing if f not in self._estimated]
         self._meta_columns = [c for c in PARENT_META_COLUMNS if c in names]
+        absent = [c for c in self.cfg.extra_columns if c not in names]
+        if absent:
+            raise SourceError(
+                f"{self.path}: input.parquet.extra_columns names column(s) not in the file: "
+                f"{', '.join(absent)}"
+            )
+        self._extra_columns = list(self.cfg.extra_columns)
         self._columns = list(
             dict.fromkeys(
-                [*self._id_columns, stamp, *self._catalog_columns.values(), *self._meta_columns]
+                [
+                    *self._id_columns,
+                    stamp,
+                    *self._catalog_columns.values(),
+                    *self._meta_columns,
+                    *self._extra_columns,
+                ]
             )
         )
 
@@ -282,5 +297,9 @@ class ParquetSource:
             except BadRecord as exc:
                 yield Rejection(gid, location, exc.reason, stage="read", detail=exc.detail)
                 continue
-            meta = {c: str(small[c][k]) for c in self._meta_columns if small[c][k] is not None}
+            meta: dict[str, Any] = {
+                c: str(small[c][k]) for c in self._meta_columns if small[c][k] is not None
+            }
+            if self._extra_columns:
+                meta["extra"] = {c: extra_value(small[c][k]) for c in self._extra_columns}
             yield ParentRecord(gid, stamp, checked, location, chunk=chunk, row=row, meta=meta)

@@ -298,9 +298,10 @@ def render_stamp(
     cfg : SynthConfig
         Provides the truncation, gain and GalSim accuracy.
     noise_rng : numpy Generator, optional
-        If given, add Gaussian sky noise of ``sigma_pix_from_psfdepth(psfdepth_b,
-        moffat_nea_pix(psfsize_b))`` per band plus the sources' Poisson noise
-        (variance = model / gain); if None the stamp is noiseless.
+        If given, add Gaussian sky noise of per-pixel sigma ``sigma_pix_from_psfdepth(psfdepth_b,
+        moffat_nea_pix(psfsize_b))`` per band, correlated like a resampled coadd
+        (:func:`builder.inject.skynoise.synthetic_sky_noise`), plus the sources' white Poisson
+        noise (variance = model / gain); if None the stamp is noiseless.
     kinds : sequence of str
         Which components to draw (subset of :data:`COMPONENT_KINDS`).
     moffat_beta : float
@@ -327,11 +328,15 @@ def render_stamp(
         galsim.Convolve(scene, psf).drawImage(image=image, offset=_DRAW_OFFSET)
         model[b] = image.array
     if noise_rng is not None:
-        for b in range(len(BANDS)):
-            nea = moffat_nea_pix(params.psfsize_arcsec[b], moffat_beta)
-            sigma = float(sigma_pix_from_psfdepth(params.psfdepth[b], nea))
-            var = sigma * sigma + np.clip(model[b], 0.0, None) / cfg.gain_e_per_nmgy
-            model[b] += noise_rng.standard_normal(model[b].shape) * np.sqrt(var)
+        # sky noise correlated as in a coadd of 3 Lanczos-resampled exposures (per-pixel sigma
+        # still from psfdepth), plus white source shot noise: builder.inject.skynoise
+        from builder.inject.skynoise import synthetic_sky_noise
+
+        sigmas = [
+            float(sigma_pix_from_psfdepth(params.psfdepth[b], moffat_nea_pix(fwhm, moffat_beta)))
+            for b, fwhm in enumerate(params.psfsize_arcsec)
+        ]
+        model += synthetic_sky_noise(model, sigmas, cfg.gain_e_per_nmgy, noise_rng)
     return model.astype(np.float32)
 
 
@@ -410,8 +415,11 @@ def write_synthetic_parquet(
     executor: SubmitExecutor | None = None,
     moffat_beta: float = DEFAULT_MOFFAT_BETA,
     window: int = 4,
+    progress: bool = False,
 ) -> Path:
     """Render ``n`` synthetic parents into a Parquet file in the seed layout.
+
+    ``progress`` shows a tqdm bar of rendered galaxies (on stderr).
 
     Written through :func:`builder.parents.parquet_writer.write_parents_parquet` (streaming,
     atomic); read it back with :class:`builder.parents.parquet.ParquetSource`. With an
@@ -424,14 +432,17 @@ def write_synthetic_parquet(
     Path
         ``path``.
     """
+    from tqdm import tqdm
+
     cfg = cfg if cfg is not None else SynthConfig()
     if executor is None:
         records = iter_synthetic_parents(n, seed, cfg, moffat_beta=moffat_beta)
-        return write_parents_parquet(path, records, row_group_size, _META_COLUMNS)
-    blocks = (
-        (seed, cfg, a, min(row_group_size, n - a), moffat_beta) for a in range(0, n, row_group_size)
-    )
-    results = submit_ordered(executor, _render_block, blocks, window=window)
-    return write_parents_parquet(
-        path, (r for block in results for r in block), row_group_size, _META_COLUMNS
-    )
+    else:
+        blocks = (
+            (seed, cfg, a, min(row_group_size, n - a), moffat_beta)
+            for a in range(0, n, row_group_size)
+        )
+        results = submit_ordered(executor, _render_block, blocks, window=window)
+        records = (r for block in results for r in block)
+    bar = tqdm(records, total=n, desc="render", unit="galaxy", disable=not progress)
+    return write_parents_parquet(path, bar, row_group_size, _META_COLUMNS)
