@@ -78,7 +78,8 @@ def epoch_message(record: dict[str, Any], n_epochs: int, monitor: str, improved:
     return (
         f"epoch {record['epoch']} ({record['epoch'] + 1} of {n_epochs}): train_loss {fmt['train_loss'].format(record['train_loss'])} "
         f"lr {fmt['lr'].format(record['lr'])} | val loss {fmt['loss'].format(val['loss'])} "
-        f"auc {fmt['auc'].format(val['auc'])} {monitor} {fmt[monitor].format(val[monitor])}"
+        f"auc {fmt['auc'].format(val['auc'])}"
+        f"{'' if monitor == 'auc' else f' {monitor} ' + fmt[monitor].format(val[monitor])}"
         f"{' (best)' if improved else ''} | {record['epoch_time_s']:.1f} s"
     )
 
