@@ -99,3 +99,21 @@ def dataset_digests(out: Path) -> dict[str, str]:
         if p.is_file() and p.suffix in (".tar", ".json", ".jsonl") and "parents" not in p.parts
     )
     return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+#: ``train run`` flags of the tiny CPU model (the CLI form of :data:`TINY_OVERRIDES`'s model).
+TINY_RUN_FLAGS: list[str] = [
+    "--device",
+    "cpu",
+    "--arch",
+    "convnext_atto",
+    "--set",
+    "model.depths=[1,1,1,1]",
+    "--set",
+    "model.dims=[16,32,64,128]",
+    "--batch-size",
+    "8",
+    "--workers",
+    "0",
+    "--no-progress",
+]

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from builder.cli import main as builder_main
-from tests.runs import tiny_config, write_dataset
+from tests.runs import TINY_RUN_FLAGS, tiny_config, write_dataset
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.cli import main as train_main
 from train.trainer import run
@@ -32,23 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: Flags of a tiny CPU model for ``train run`` (so the cases fail fast, not after building a
 #: large network).
-TINY_RUN = [
-    "--device",
-    "cpu",
-    "--arch",
-    "convnext_atto",
-    "--set",
-    "model.depths=[1,1,1,1]",
-    "--set",
-    "model.dims=[16,32,64,128]",
-    "--batch-size",
-    "8",
-    "--workers",
-    "0",
-    "--epochs",
-    "1",
-    "--no-progress",
-]
+TINY_RUN = [*TINY_RUN_FLAGS, "--epochs", "1"]
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import pytest
 from builder.cli import main as builder_main
 from common.atomic import remove_stale_tmp
 from common.lock import LOCK_NAME, DirLock, LockError, pid_alive
-from tests.runs import write_dataset
+from tests.runs import TINY_RUN_FLAGS, write_dataset
 from train.cli import main as train_main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -199,21 +199,7 @@ def test_pool_workers_exit_when_the_main_process_is_killed(tmp_path: Path) -> No
 
 
 # ------------------------------------------------------------ training runs (item 12)
-TINY = [
-    "--device",
-    "cpu",
-    "--arch",
-    "convnext_atto",
-    "--set",
-    "model.depths=[1,1,1,1]",
-    "--set",
-    "model.dims=[16,32,64,128]",
-    "--batch-size",
-    "8",
-    "--workers",
-    "0",
-    "--no-progress",
-]
+TINY = TINY_RUN_FLAGS
 
 
 def test_a_second_training_run_into_the_same_out_is_refused(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.runs import TINY_SIZES, tiny_config, write_dataset
+from tests.runs import TINY_RUN_FLAGS, TINY_SIZES, tiny_config, write_dataset
 from train.checkpoint import (
     copy_checkpoint,
     digest_path,
@@ -28,21 +28,7 @@ from train.errors import CheckpointError
 from train.rundir import HISTORY_KEY, dataset_fingerprint, last_checkpoint_note
 from train.trainer import run
 
-TINY_FLAGS = [
-    "--device",
-    "cpu",
-    "--arch",
-    "convnext_atto",
-    "--set",
-    "model.depths=[1,1,1,1]",
-    "--set",
-    "model.dims=[16,32,64,128]",
-    "--batch-size",
-    "8",
-    "--workers",
-    "0",
-    "--no-progress",
-]
+TINY_FLAGS = TINY_RUN_FLAGS
 
 
 @pytest.fixture(scope="module")
