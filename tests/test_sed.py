@@ -185,3 +185,15 @@ def test_default_draws_span_a_realistic_arc_colour_range_and_knots_are_bluer():
     assert np.mean(ebv) == pytest.approx(ref.mean(), abs=0.005)
     assert np.std(ebv) == pytest.approx(ref.std(), abs=0.005)
     assert {d.template for d in draws} == set(SF_TEMPLATE_FILES)
+
+
+def test_fast_table_lookup_equals_scipy_public_call():
+    """The direct scipy kernel call in template_colours gives RegularGridInterpolator's values."""
+    from builder.inject.sed import EBV_MAX, SF_TEMPLATE_FILES, Z_MAX, _bilinear, _colour_grid
+
+    rng = np.random.default_rng(3)
+    points = np.stack([rng.uniform(0, Z_MAX, 500), rng.uniform(0, EBV_MAX, 500)], axis=-1)
+    points[:3] = [[0.0, 0.0], [Z_MAX, EBV_MAX], [Z_MAX / 2, 0.0]]  # grid edges and nodes
+    template = sorted(SF_TEMPLATE_FILES)[0]
+    for table in _colour_grid(template, "madau1995"):
+        np.testing.assert_array_equal(_bilinear(table, points), table(points))

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from builder.inject.triangles import _triangle_hits, count_images  # noqa: F401 (re-export)
+
 #: Below this ``1 - q`` the SIE is evaluated as a singular isothermal sphere.
 _ROUND_Q_TOL = 1e-6
 #: Radius floor (arcsec) that keeps the deflection finite exactly at the lens centre.
@@ -28,6 +30,8 @@ _PSI_FLOOR_ARCSEC = 1e-9
 #: find_images: seed grid cells per Einstein radius, and Newton settings.
 _SEED_CELLS_PER_THETA_E = 40
 _NEWTON_MAX_ITER = 60
+#: find_images: Newton backtracking steps 1, 1/2, 1/4, ... while > 1e-6 (2^-19 is the last).
+_BACKTRACK_STEPS = np.ldexp(1.0, -np.arange(20))
 #: find_images: a root is accepted when the source-plane residual is below this times theta_E.
 _ROOT_TOL_REL = 1e-10
 #: find_images: roots closer than this times theta_E are one image.
@@ -142,83 +146,6 @@ def ray_shoot(
     return bx, by
 
 
-def count_images(
-    beta_x_arcsec: np.ndarray,
-    beta_y_arcsec: np.ndarray,
-    source_x_arcsec: float,
-    source_y_arcsec: float,
-    exclude: np.ndarray | None = None,
-) -> int:
-    """Count the images of a point source by triangle mapping of a ray-traced grid.
-
-    Each grid cell is split into two triangles; their source-plane images (the ray-traced
-    corners) contain the source position once per image (the standard triangle-mapping image
-    finder). Triangles of either orientation count, so both image parities are found. A source
-    exactly on a shared edge or vertex is counted once (simulation of simplicity).
-
-    This is a grid-resolution estimate: where the grid does not resolve a critical curve (small
-    ``theta_E``, sources near a caustic) the piecewise-linear map folds in the wrong places and
-    one image may cover several triangles, or an image pair none. For the number of images use
-    :func:`find_images` (root finding on the lens equation); this function is its seed finder.
-
-    Parameters
-    ----------
-    beta_x_arcsec, beta_y_arcsec : np.ndarray
-        Source-plane positions of the (ny+1, nx+1) cell corners, arcsec.
-    source_x_arcsec, source_y_arcsec : float
-        Point-source position, arcsec.
-    exclude : np.ndarray or None
-        Boolean (ny, nx) mask of cells to ignore (those touching the singular lens centre, whose
-        ray-traced triangles straddle the cut and would give spurious images).
-
-    Returns
-    -------
-    int
-        Number of triangles containing the source position.
-    """
-    inside_a, inside_b = _triangle_hits(
-        beta_x_arcsec, beta_y_arcsec, source_x_arcsec, source_y_arcsec
-    )
-    if exclude is not None:
-        keep = ~exclude
-        inside_a &= keep
-        inside_b &= keep
-    return int(np.count_nonzero(inside_a) + np.count_nonzero(inside_b))
-
-
-def _triangle_hits(
-    beta_x_arcsec: np.ndarray, beta_y_arcsec: np.ndarray, source_x: float, source_y: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per cell: does its lower-left / upper-right triangle's source-plane image hold the source?"""
-    bx = beta_x_arcsec - source_x
-    by = beta_y_arcsec - source_y
-    v00 = (bx[:-1, :-1], by[:-1, :-1])
-    v01 = (bx[:-1, 1:], by[:-1, 1:])
-    v10 = (bx[1:, :-1], by[1:, :-1])
-    v11 = (bx[1:, 1:], by[1:, 1:])
-
-    def side(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        # Sign (+1 / -1) of the z-component of a x b: on which side of the edge a->b the source
-        # lies. An exact zero (source on the edge's line) is decided by simulation of
-        # simplicity: the source is moved by (eps, eps^2), which gives -sign(dy), or sign(dx) when
-        # dy == 0, for the edge d = b - a. The reversed edge of the neighbouring triangle gets the
-        # opposite sign, so a source on a shared edge or vertex is counted once, not twice.
-        c = a[0] * b[1] - a[1] * b[0]
-        dx, dy = b[0] - a[0], b[1] - a[1]
-        tie = np.where(dy != 0, -np.sign(dy), np.sign(dx))
-        return np.where(c != 0, np.sign(c), tie)
-
-    s_11_00 = side(v11, v00)
-    inside_a = _inside(side(v00, v01), side(v01, v11), s_11_00)
-    inside_b = _inside(side(v00, v11), side(v11, v10), side(v10, v00))
-    return inside_a, inside_b
-
-
-def _inside(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Inside a triangle: its three edge signs (+1/-1, 0 for a degenerate edge) all agree."""
-    return ((a > 0) & (b > 0) & (c > 0)) | ((a < 0) & (b < 0) & (c < 0))
-
-
 def sie_shear_hessian(
     x_arcsec: np.ndarray, y_arcsec: np.ndarray, lens: LensParams
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -317,8 +244,7 @@ def find_images(lens: LensParams, source_x_arcsec: float, source_y_arcsec: float
     bx, by = ray_shoot(gx, gy, lens)
     seeds = _triangle_seeds(bx, by, sx, sy, gx, gy) + _residual_minima(bx, by, sx, sy, gx, gy)
     roots: list[tuple[float, float]] = []
-    for x0, y0 in seeds:
-        root = _newton(lens, sx, sy, x0, y0)
+    for root in _newton_many(lens, sx, sy, seeds):
         if root is None:
             continue
         if math.hypot(*root) < _CENTRAL_REL * te:
@@ -355,37 +281,77 @@ def _cell_centre(gx: np.ndarray, gy: np.ndarray, i: int, j: int) -> tuple[float,
     return 0.5 * float(gx[i, j] + gx[i, j + 1]), 0.5 * float(gy[i, j] + gy[i + 1, j])
 
 
-def _newton(
-    lens: LensParams, sx: float, sy: float, x0: float, y0: float
-) -> tuple[float, float] | None:
-    """Damped Newton solution of ``ray_shoot(theta) = beta_s`` from ``(x0, y0)``, or None."""
+def _hypot(fx: np.ndarray, fy: np.ndarray) -> np.ndarray:
+    # math.hypot element by element: the very norm of the scalar iteration (np.hypot may differ
+    # in the last bit), so that the vectorised iteration takes exactly the same steps
+    return np.array(
+        [math.hypot(a, b) for a, b in zip(fx.tolist(), fy.tolist(), strict=True)], dtype=np.float64
+    )
+
+
+def _newton_many(
+    lens: LensParams, sx: float, sy: float, seeds: list[tuple[float, float]]
+) -> list[tuple[float, float] | None]:
+    """Damped Newton solutions of ``ray_shoot(theta) = beta_s`` from every seed at once.
+
+    Per seed: stop when the residual norm is below ``_ROOT_TOL_REL * theta_E``; else take the
+    Newton step with the analytic Jacobian and halve it (down to 1e-6) until the residual
+    shrinks; fail (None) on a singular Jacobian, when no step shrinks the residual, or after
+    ``_NEWTON_MAX_ITER`` iterations. Each seed keeps its own iterate and step; only the seeds
+    still running are evaluated. Element by element this is the arithmetic of a scalar
+    iteration (same numpy operations in the same order, ``math.hypot`` norms), so the roots
+    do not depend on which other seeds are solved with it.
+    """
+    out: list[tuple[float, float] | None] = [None] * len(seeds)
+    if not seeds:
+        return out
     tol = _ROOT_TOL_REL * float(lens.theta_e_arcsec)
-    x, y = x0, y0
-
-    def residual(px: float, py: float) -> tuple[float, float]:
-        bx, by = ray_shoot(np.array(px), np.array(py), lens)
-        return float(bx) - sx, float(by) - sy
-
-    fx, fy = residual(x, y)
+    x = np.array([s[0] for s in seeds], dtype=np.float64)
+    y = np.array([s[1] for s in seeds], dtype=np.float64)
+    bx, by = ray_shoot(x, y, lens)
+    fx, fy = bx - sx, by - sy
+    live = np.arange(len(seeds))
     for _ in range(_NEWTON_MAX_ITER):
-        norm = math.hypot(fx, fy)
-        if norm < tol:
-            return x, y
-        hxx, hxy, hyy = (float(v) for v in sie_shear_hessian(np.array(x), np.array(y), lens))
+        norm = _hypot(fx, fy)
+        conv = norm < tol
+        for k in np.flatnonzero(conv).tolist():
+            out[live[k]] = (float(x[k]), float(y[k]))
+        keep = ~conv
+        live, x, y, fx, fy, norm = live[keep], x[keep], y[keep], fx[keep], fy[keep], norm[keep]
+        if not live.size:
+            return out
+        hxx, hxy, hyy = sie_shear_hessian(x, y, lens)
         a11, a12, a22 = 1.0 - hxx, -hxy, 1.0 - hyy
         det = a11 * a22 - a12 * a12
-        if det == 0.0 or not math.isfinite(det):
-            return None
+        ok = (det != 0.0) & np.isfinite(det)  # the others fail (None)
+        live, x, y, fx, fy, norm = live[ok], x[ok], y[ok], fx[ok], fy[ok], norm[ok]
+        a11, a12, a22, det = a11[ok], a12[ok], a22[ok], det[ok]
         dx = (a22 * fx - a12 * fy) / det
         dy = (a11 * fy - a12 * fx) / det
-        t = 1.0
-        while t > 1e-6:  # backtrack until the residual shrinks
-            nx_, ny_ = x - t * dx, y - t * dy
-            gx_, gy_ = residual(nx_, ny_)
-            if math.hypot(gx_, gy_) < norm:
-                x, y, fx, fy = nx_, ny_, gx_, gy_
+        # backtrack until the residual shrinks: steps t = 1, 1/2, ... (exact powers of two, as
+        # repeated halving gives) down to 1e-6, the first that shrinks it is taken; the full
+        # step first for every seed, then all shorter steps at once for the seeds it failed
+        accepted = np.zeros(x.shape, dtype=bool)
+        for steps in (_BACKTRACK_STEPS[:1], _BACKTRACK_STEPS[1:]):
+            pending = np.flatnonzero(~accepted)
+            if not pending.size:
                 break
-            t *= 0.5
-        else:
-            return None
-    return (x, y) if math.hypot(fx, fy) < tol else None
+            t = steps[None, :]
+            nx_ = x[pending, None] - t * dx[pending, None]
+            ny_ = y[pending, None] - t * dy[pending, None]
+            gbx, gby = ray_shoot(nx_, ny_, lens)
+            gx_, gy_ = gbx - sx, gby - sy
+            better = _hypot(gx_.ravel(), gy_.ravel()).reshape(gx_.shape) < norm[pending, None]
+            has = better.any(axis=1)
+            first = np.argmax(better, axis=1)[has]
+            rows, done = np.flatnonzero(has), pending[has]
+            x[done], y[done] = nx_[rows, first], ny_[rows, first]
+            fx[done], fy[done] = gx_[rows, first], gy_[rows, first]
+            accepted[done] = True
+        live, x, y, fx, fy = live[accepted], x[accepted], y[accepted], fx[accepted], fy[accepted]
+        if not live.size:
+            return out
+    final = _hypot(fx, fy) < tol
+    for k in np.flatnonzero(final).tolist():
+        out[live[k]] = (float(x[k]), float(y[k]))
+    return out

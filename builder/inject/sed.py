@@ -289,7 +289,8 @@ def template_colours(
     g_minus_r, r_minus_z : np.ndarray
         float64 colours, mag, with the broadcast shape of the inputs.
     """
-    template_path(template)  # validates the name
+    if template not in SF_TEMPLATE_FILES:
+        template_path(template)  # raises, naming the known templates
     if igm not in IGM_MODELS:
         raise ValueError(f"unknown IGM model {igm!r}; choose one of {sorted(IGM_MODELS)}")
     z, e = np.broadcast_arrays(
@@ -301,4 +302,31 @@ def template_colours(
         raise ValueError(f"ebv_mag outside the colour table [0, {EBV_MAX}]: {ebv_mag!r}")
     gr_table, rz_table = _colour_grid(template, igm)
     points = np.stack([z.ravel(), e.ravel()], axis=-1)
-    return gr_table(points).reshape(z.shape), rz_table(points).reshape(z.shape)
+    return _bilinear(gr_table, points).reshape(z.shape), _bilinear(rz_table, points).reshape(
+        z.shape
+    )
+
+
+def _bilinear(table: RegularGridInterpolator, points: np.ndarray) -> np.ndarray:
+    """``table(points)`` for in-range ``(n, 2)`` points, without the per-call checks.
+
+    scipy's own 2-d linear kernel (the one ``RegularGridInterpolator.__call__`` runs for
+    float64 tables), called directly: the call's input preparation costs ~30 us, several times
+    the interpolation, and the points are already checked against the grid here. Falls back
+    to the public call where scipy lacks the kernel; the values are the same either way
+    (``tests/test_sed.py``).
+    """
+    if _RGI_KERNELS is None:
+        return table(points)
+    find_indices, evaluate_linear_2d = _RGI_KERNELS
+    indices, distances = find_indices(table._grid, points.T)
+    return evaluate_linear_2d(table._values, indices, distances, table._grid, np.empty(len(points)))
+
+
+try:  # scipy >= 1.10: the kernels behind RegularGridInterpolator's linear 2-d fast path
+    from scipy.interpolate._rgi_cython import evaluate_linear_2d as _eval2d
+    from scipy.interpolate._rgi_cython import find_indices as _find_indices
+
+    _RGI_KERNELS: tuple[Callable, Callable] | None = (_find_indices, _eval2d)
+except ImportError:  # pragma: no cover - other scipy layouts use the public call
+    _RGI_KERNELS = None
