@@ -111,7 +111,6 @@ def cmd_synth_parents(args: argparse.Namespace) -> int:
             synth,
             row_group_size=synth.row_group_size,
             executor=executor,
-            moffat_beta=cfg.psf.moffat_beta,
             window=2 * args.workers,
             progress=sys.stderr.isatty(),  # a bar for people, nothing in logs
         )

@@ -59,7 +59,6 @@ def parents(s3, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         cfg.seed,
         cfg.input.section("synthetic"),
         row_group_size=32,
-        moffat_beta=cfg.psf.moffat_beta,
     )
     url = f"{BUCKET}/inputs/parents.parquet"
     storage.put_file(local, url)

@@ -32,7 +32,6 @@ from builder.photometry import (
     nmgy_to_mag,
     sigma_pix_from_psfdepth,
 )
-from builder.psfmodel import DEFAULT_MOFFAT_BETA
 from builder.validate import check_catalog, check_stamp
 from common.configio import ConfigError, from_mapping
 from shards.schema import BANDS, CATALOG_FIELDS, PIXEL_SCALE_ARCSEC
@@ -103,12 +102,12 @@ def test_sky_noise_matches_psfdepth() -> None:
         p = draw_params(9, i, CFG)
         img = render_stamp(p, CFG, noise_rng=np.random.default_rng(i), kinds=())
         for b in range(len(BANDS)):
-            nea = moffat_nea_pix(p.psfsize_arcsec[b], DEFAULT_MOFFAT_BETA)
+            nea = moffat_nea_pix(p.psfsize_arcsec[b], p.psf_beta[b])  # the drawn PSF's
             want = float(sigma_pix_from_psfdepth(p.psfdepth[b], nea))
             assert float(np.std(img[b])) == pytest.approx(want, rel=0.05)
             assert abs(float(np.mean(img[b]))) < 5 * want / 64  # zero-mean sky
             # The stamp-based estimator used for missing depths recovers it too.
-            est = estimate_psfdepth(img[b], p.psfsize_arcsec[b], DEFAULT_MOFFAT_BETA)
+            est = estimate_psfdepth(img[b], p.psfsize_arcsec[b], p.psf_beta[b])
             assert est == pytest.approx(p.psfdepth[b], rel=0.15)
 
 

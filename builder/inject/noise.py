@@ -27,7 +27,13 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from builder.photometry import moffat_nea_pix, robust_sigma_pix, sigma_pix_from_psfdepth
+from builder.inject.psf import band_betas
+from builder.photometry import (
+    moffat_nea_direct,
+    moffat_nea_pix,
+    robust_sigma_pix,
+    sigma_pix_from_psfdepth,
+)
 from shards.schema import BANDS
 
 #: Nominal DECam zero points (AB mag of a source giving 1 e-/s) in g, r, z (legacyzpts).
@@ -134,7 +140,9 @@ def background_sigma_nmgy(
 
 
 def psf_nea_pix(
-    fwhms_arcsec: Sequence[float], beta: float, psf_images: np.ndarray | None = None
+    fwhms_arcsec: Sequence[float],
+    beta: float | Sequence[float],
+    psf_images: np.ndarray | None = None,
 ) -> np.ndarray:
     """Noise-equivalent area ``1 / sum(P^2)`` (pixels) of each band's PSF.
 
@@ -142,8 +150,9 @@ def psf_nea_pix(
     ----------
     fwhms_arcsec : Sequence[float]
         Moffat FWHM per band, arcsec (used when ``psf_images`` is None).
-    beta : float
-        Moffat index.
+    beta : float or Sequence[float]
+        Moffat index: one for every band (tabulated NEA, :func:`moffat_nea_pix`), or one per band
+        (drawn exactly, :func:`moffat_nea_direct`, as the synthetic sky does for its noise).
     psf_images : np.ndarray or None
         Optional ``(B, K, K)`` PSF images; their own NEA is used.
 
@@ -156,7 +165,12 @@ def psf_nea_pix(
         psf = np.asarray(psf_images, dtype=np.float64)
         psf = psf / psf.sum(axis=(1, 2), keepdims=True)
         return 1.0 / np.sum(psf * psf, axis=(1, 2))
-    return np.array([moffat_nea_pix(float(f), float(beta)) for f in fwhms_arcsec])
+    if isinstance(beta, int | float | np.floating | np.integer):
+        return np.array([moffat_nea_pix(float(f), float(beta)) for f in fwhms_arcsec])
+    betas = band_betas(beta, len(fwhms_arcsec))
+    return np.array(
+        [moffat_nea_direct(float(f), b) for f, b in zip(fwhms_arcsec, betas, strict=True)]
+    )
 
 
 def optimal_snr(

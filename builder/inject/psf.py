@@ -13,7 +13,9 @@ pixel centres (``method="no_pixel"``): the catalog ``psfsize`` is the FWHM of th
 already integrated over pixels, which adds a one-pixel box in quadrature (< 1% on the FWHM of a
 1.1 arcsec PSF at 0.262 arcsec pixels). Kernels and their FFTs are cached per (FWHM, beta);
 bands with the same FWHM share a kernel. FWHMs are rounded to :data:`FWHM_QUANTUM_ARCSEC`
-(an error of at most 0.001 arcsec, < 0.1%) so that the cache is reused across cutouts.
+(an error of at most 0.001 arcsec, < 0.1%) so that the cache is reused across cutouts. The
+index may differ per band (the synthetic sky draws one per object and band); such kernels are
+cheap to draw (~0.1 ms) when the cache misses.
 """
 
 from __future__ import annotations
@@ -152,9 +154,19 @@ def moffat_kernel_fft(
     return spectrum
 
 
+def band_betas(beta: float | Sequence[float], n_bands: int) -> list[float]:
+    """One Moffat index per band: a scalar repeated, or a per-band sequence checked for length."""
+    if isinstance(beta, int | float | np.floating | np.integer):
+        return [float(beta)] * n_bands
+    betas = [float(b) for b in beta]
+    if len(betas) != n_bands:
+        raise ValueError(f"expected {n_bands} per-band Moffat indices, got {len(betas)}")
+    return betas
+
+
 def band_kernel_ffts(
     fwhms_arcsec: Sequence[float],
-    beta: float,
+    beta: float | Sequence[float],
     radius_fwhm: float = 4.0,
     psf_images: np.ndarray | None = None,
 ) -> np.ndarray:
@@ -164,8 +176,8 @@ def band_kernel_ffts(
     ----------
     fwhms_arcsec : Sequence[float]
         Per-band PSF FWHM, arcsec (ignored when ``psf_images`` is given).
-    beta : float
-        Moffat index.
+    beta : float or Sequence[float]
+        Moffat index, one for all bands or one per band.
     radius_fwhm : float
         Moffat kernel half-width in FWHMs.
     psf_images : np.ndarray or None
@@ -183,8 +195,12 @@ def band_kernel_ffts(
                 f"psf_images must have shape ({len(fwhms_arcsec)}, K, K), got {psf_images.shape}"
             )
         return np.stack([kernel_fft(prepare_kernel(p)) for p in psf_images])
+    betas = band_betas(beta, len(fwhms_arcsec))
     return np.stack(
-        [moffat_kernel_fft(quantize_fwhm(f), float(beta), float(radius_fwhm)) for f in fwhms_arcsec]
+        [
+            moffat_kernel_fft(quantize_fwhm(f), b, float(radius_fwhm))
+            for f, b in zip(fwhms_arcsec, betas, strict=True)
+        ]
     )
 
 

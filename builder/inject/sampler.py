@@ -24,7 +24,7 @@ Every accepted positive records its visibility quantities and ``visible`` flag.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +41,7 @@ from builder.inject.noise import (
     psf_nea_pix,
 )
 from builder.inject.population import LensDraw, draw_lens
-from builder.inject.psf import band_kernel_ffts, convolve
+from builder.inject.psf import band_betas, band_kernel_ffts, convolve
 from builder.inject.render import PixelGrid, render_components, trace_corners
 from builder.inject.source_light import SOURCE_LIGHTS, Photometry, SourceLight
 from builder.inject.source_light.base import uniform
@@ -243,7 +243,7 @@ def inject_arc(
     rng: np.random.Generator,
     cfg: InjectionConfig,
     psf_images: np.ndarray | None = None,
-    moffat_beta: float = DEFAULT_MOFFAT_BETA,
+    moffat_beta: float | Sequence[float] = DEFAULT_MOFFAT_BETA,
 ) -> InjectionResult:
     """Inject a strongly lensed arc (source-light model ``cfg.source.model``) into a cutout.
 
@@ -259,8 +259,10 @@ def inject_arc(
         Distributions and cuts.
     psf_images : np.ndarray or None
         Optional ``(3, K, K)`` PSF images (K odd) used instead of Moffat(psfsize, moffat_beta).
-    moffat_beta : float
-        Moffat index of the model PSF (the build's ``psf.moffat_beta``).
+    moffat_beta : float or Sequence[float]
+        Moffat index of the model PSF: the build's ``psf.moffat_beta``, or the parent's own
+        per-band indices (``ParentRecord.psf_beta``, e.g. the synthetic sky's draws, so that
+        the arc gets its host's PSF). Recorded as ``psf_beta_g/r/z`` when no image is given.
 
     Returns
     -------
@@ -288,6 +290,9 @@ def inject_arc(
         common[f"gain_e_per_nmgy_{band}"] = gains[b]
         common[f"noise_sigma_nmgy_{band}"] = float(sigma[b])
     common["psf_model"] = "supplied" if psf_images is not None else "moffat"
+    if psf_images is None:
+        for band, beta in zip(BANDS, band_betas(moffat_beta, len(BANDS)), strict=True):
+            common[f"psf_beta_{band}"] = beta
 
     vis_cfg = cfg.visibility
     hard = float(rng.uniform()) < vis_cfg.hard_fraction

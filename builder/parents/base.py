@@ -55,12 +55,18 @@ class ParentRecord:
     row : int
         Position of the record inside its chunk.
     psf_images : np.ndarray or None
-        Optional (3, K, K) per-band PSF images (unit sum, K odd) supplied by the input.
+        Optional float64 (3, K, K) per-band PSF images supplied by the input (validated by
+        :func:`builder.parents.psf_input.check_psf_images`: finite, K odd and <= 63, each band
+        normalised to unit sum); the injected arc is convolved with them.
     meta : dict
         Descriptive parent metadata copied into the sample's metadata (never a model input):
         the keys of :data:`PARENT_META_COLUMNS` the input provides, e.g. the synthetic sky's
         ``family``, and ``extra``: the configured extra catalogue columns
         (:func:`check_extra_columns`).
+    psf_beta : tuple of float or None
+        Per-band (g, r, z) Moffat index of the parent's PSF when the input knows it (the
+        synthetic sky's draws; Parquet columns ``psf_beta_g/r/z``); the arc's Moffat then uses
+        it instead of ``psf.moffat_beta``. Ignored when ``psf_images`` is given.
     """
 
     galaxy_id: str
@@ -71,6 +77,7 @@ class ParentRecord:
     row: int = 0
     psf_images: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    psf_beta: tuple[float, float, float] | None = None
 
 
 RESERVED_META_KEYS: frozenset[str] = frozenset(

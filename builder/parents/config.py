@@ -10,6 +10,7 @@ import functools
 import math
 from dataclasses import dataclass, field
 
+from builder.psfmodel import MIN_MOFFAT_BETA
 from common.configio import check, check_between, check_range
 from shards.schema import BANDS, CATALOG_FIELDS, STAMP_SIZE_PIX
 
@@ -73,6 +74,10 @@ class ParquetConfig:
     extra_columns : tuple of str
         Further columns carried into each sample's metadata under ``extra`` (e.g. ``z_phot``,
         ``brickname``, ``type``) and kept by ``train score``; never a model input. Default none.
+    psf_column : str
+        Optional list column of per-row PSF images, ``(3, K, K)`` g, r, z with K odd <= 63, as a
+        flat list of ``3 * K * K`` floats (C order) or nested lists; null = none for that row
+        (:mod:`builder.parents.psf_input`). Arcs are convolved with it. Default ``psf``.
     """
 
     id_column: str = "galaxy_id"
@@ -82,6 +87,7 @@ class ParquetConfig:
     missing_depth: str = "estimate"
     annulus_inner_pix: float = 24.0
     extra_columns: tuple[str, ...] = ()
+    psf_column: str = "psf"
 
     def column(self, name: str) -> str:
         """File column holding catalog field ``name``."""
@@ -91,6 +97,7 @@ class ParquetConfig:
         """Raise :class:`~common.configio.ConfigError` naming the first invalid key."""
         check(bool(self.id_column), _key(prefix, "id_column"), "must be a non-empty string")
         check(bool(self.stamp_column), _key(prefix, "stamp_column"), "must be a non-empty string")
+        check(bool(self.psf_column), _key(prefix, "psf_column"), "must be a non-empty string")
         check(
             len(self.band_keys) == len(BANDS) and all(self.band_keys),
             _key(prefix, "band_keys"),
@@ -144,6 +151,10 @@ class FitsConfig:
     extra_columns : tuple of str
         Side-table columns carried into each sample's metadata under ``extra`` (e.g.
         ``z_phot``); never a model input. Default none.
+    psf_hdu : str or None
+        Name (``EXTNAME``) of an optional image HDU with the cutout's PSF, a ``(3, K, K)`` g, r,
+        z stack with K odd <= 63 (``BAND0``..``BAND2`` keys honoured); arcs are convolved with
+        it. A file without it uses the Moffat model. Default ``PSF``; null ignores such HDUs.
 
     Notes
     -----
@@ -160,11 +171,17 @@ class FitsConfig:
     annulus_inner_pix: float = 24.0
     files_per_chunk: int = 256
     extra_columns: tuple[str, ...] = ()
+    psf_hdu: str | None = "PSF"
 
     def validate(self, prefix: str = "") -> None:
         """Raise :class:`~common.configio.ConfigError` naming the first invalid key."""
         check(bool(self.pattern), _key(prefix, "pattern"), "must be a non-empty glob pattern")
         check(self.hdu >= 0, _key(prefix, "hdu"), f"must be >= 0 (got {self.hdu})")
+        check(
+            self.psf_hdu is None or bool(self.psf_hdu),
+            _key(prefix, "psf_hdu"),
+            "must be an HDU name or null",
+        )
         check(
             self.side_table is None or bool(self.side_table),
             _key(prefix, "side_table"),
@@ -217,8 +234,13 @@ class SynthConfig:
     axis_ratio_range : host minor/major axis ratio; 0.5-1.
     center_jitter_pix : host centre is (31.5, 31.5) (0-based x, y; the stamp centre, where the
         injected lens is centred) plus a uniform offset within +-this, pixels; 0.1 (0.03").
-    (The PSF of every band is a Moffat with index ``psf.moffat_beta``, shared with the readers
-    and the injection: :mod:`builder.psfmodel`.)
+    moffat_beta_range : Moffat index of each band's PSF, drawn uniformly per object and band;
+        2.5-4.5. Host, neighbours, stars and the injected arc of a parent share its PSF (the
+        indices are recorded as ``psf_beta_g/r/z``). A turbulence-only (Kolmogorov) PSF has
+        beta ~4.8 (Trujillo et al. 2001); scattering in the atmosphere and the optics gives real
+        ground-based PSFs broader wings, i.e. lower beta (Racine 1996), see docs/injection.md.
+        ``[b, b]`` gives one index everywhere. (``psf.moffat_beta`` is the model PSF of inputs
+        that bring no PSF of their own; it does not act on the synthetic sky.)
     psfsize_r_range : r-band PSF FWHM (arcsec); 1.1-1.6.
     psfsize_ratio_g, psfsize_ratio_z : mean g/r and z/r FWHM ratios; 1.06 and 0.93 (Kolmogorov
         seeing, FWHM proportional to wavelength^-0.2 at 480/640/920 nm).
@@ -262,6 +284,7 @@ class SynthConfig:
     sersic_trunc_hlr: float = 8.0
     axis_ratio_range: tuple[float, ...] = (0.5, 1.0)
     center_jitter_pix: float = 0.1
+    moffat_beta_range: tuple[float, ...] = (2.5, 4.5)
     psfsize_r_range: tuple[float, ...] = (1.1, 1.6)
     psfsize_ratio_g: float = 1.06
     psfsize_ratio_z: float = 0.93
@@ -324,6 +347,12 @@ class SynthConfig:
         )
         check_range(self.axis_ratio_range, k("axis_ratio_range"), 0.05, 1.0)
         check_between(self.center_jitter_pix, k("center_jitter_pix"), 0, 4)
+        check_range(self.moffat_beta_range, k("moffat_beta_range"), MIN_MOFFAT_BETA, 10.0)
+        check(
+            self.moffat_beta_range[0] > MIN_MOFFAT_BETA,
+            k("moffat_beta_range"),
+            f"low must be > {MIN_MOFFAT_BETA} (GalSim's Moffat; got {self.moffat_beta_range[0]})",
+        )
         check_range(self.psfsize_r_range, k("psfsize_r_range"), 0.5, 4.0)
         for name in ("psfsize_ratio_g", "psfsize_ratio_z", "gain_e_per_nmgy", "folding_threshold"):
             _check_positive(getattr(self, name), k(name))

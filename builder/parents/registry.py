@@ -100,6 +100,10 @@ def _is_fits_dir(path: Path) -> bool:
 def _render_synthetic(cfg: SynthConfig, path: Path, **kwargs: Any) -> Path:
     from builder.parents.synthetic import write_synthetic_parquet
 
+    # the synthetic sky draws its PSF indices (input.synthetic.moffat_beta_range); the build's
+    # psf.moffat_beta is the model of inputs without a PSF and does not act on it
+    kwargs.pop("moffat_beta", None)
+
     return write_synthetic_parquet(
         path, cfg.n_parents, cfg=cfg, row_group_size=cfg.row_group_size, **kwargs
     )
