@@ -1,7 +1,8 @@
 """One-time notices when a build falls back to defaults for physical inputs.
 
-A default PSF FWHM is used to convolve every arc of a parent that has none, and a depth
-estimated from the stamp sets its noise level: assumptions a user must know about. The readers
+A default PSF FWHM is used to convolve every arc of a parent that has none, a Moffat model PSF
+(index ``psf.moffat_beta``) for every parent that brings no PSF image, and a depth estimated
+from the stamp sets its noise level: assumptions a user must know about. The readers
 report what they found (``SourceInfo.extra``); :func:`input_notices` turns that into one line
 per assumption, which ``builder make-shards`` prints once (``builder: note: ...``). A table maps
 each parent kind to its notice function; a kind without one has no notices.
@@ -37,6 +38,7 @@ def input_notices(source: Mapping[str, Any], moffat_beta: float) -> list[str]:
 def _fits(extra: Mapping[str, Any], moffat_beta: float) -> list[str]:
     psf = extra.get("default_psfsize_arcsec") or {}
     fwhm = ", ".join(f"{b} {v:g}" for b, v in psf.items())
+    hdu = f"{extra['psf_hdu']} image" if extra.get("psf_hdu") else "PSF image"
     if not extra.get("side_table"):
         depth = (
             "estimated from each stamp's noise"
@@ -44,20 +46,27 @@ def _fits(extra: Mapping[str, Any], moffat_beta: float) -> list[str]:
             else "missing, so every file is rejected (missing_depth: reject)"
         )
         return [
-            f"FITS input without a side table: every arc is convolved with a Moffat PSF "
-            f"(beta {moffat_beta:g}) of the DEFAULT FWHM ({fwhm} arcsec; "
-            f"input.fits.psfsize_arcsec) and psfdepth is {depth}. Give the real values with "
-            "--side-table (docs/inputs.md)."
+            f"FITS input without a side table: every arc of a cutout without a {hdu} HDU is "
+            f"convolved with a Moffat PSF (beta {moffat_beta:g}; psf.moffat_beta) of the "
+            f"DEFAULT FWHM ({fwhm} arcsec; input.fits.psfsize_arcsec) and psfdepth is {depth}. "
+            "Give the real values with --side-table (docs/inputs.md)."
         ]
     return [
         f"FITS side table {extra.get('side_table')}: files absent from it, or with null "
-        f"psfsize values, use the default FWHM ({fwhm} arcsec; input.fits.psfsize_arcsec)."
+        f"psfsize values, use the default FWHM ({fwhm} arcsec; input.fits.psfsize_arcsec); "
+        f"cutouts without a {hdu} HDU get a Moffat PSF (beta {moffat_beta:g}; psf.moffat_beta)."
     ]
 
 
 @register_notices("parquet")
 def _parquet(extra: Mapping[str, Any], moffat_beta: float) -> list[str]:
     out = []
+    if extra.get("psf_from") == "moffat":  # no PSF column and no per-row Moffat indices
+        out.append(
+            f"Parquet input has no PSF images (column input.parquet.psf_column) or psf_beta_g/r/z "
+            f"columns: every arc is convolved with a Moffat PSF (beta {moffat_beta:g}; "
+            "psf.moffat_beta) of the catalogue FWHM psfsize_<b> (docs/inputs.md)."
+        )
     estimated = list(extra.get("estimated_columns") or [])
     if estimated:
         out.append(

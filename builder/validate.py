@@ -6,7 +6,8 @@ Reasons (stable strings, counted in the manifest):
 ``duplicate_galaxy_id``, ``unreadable_file``, ``bad_galaxy_id``, ``injection_failed``,
 ``bad_radec`` (ra outside [0, 360] or dec outside [-90, 90] degrees), ``implausible_pixels``
 (a pixel beyond ``Limits.max_abs_pixel_nmgy``), ``float16_overflow`` (a value that float16
-storage cannot hold, found before the sample is written).
+storage cannot hold, found before the sample is written), ``bad_psf`` (a supplied PSF image
+or Moffat index that is malformed: :mod:`builder.parents.psf_input`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ REASONS: tuple[str, ...] = (
     "bad_radec",
     "implausible_pixels",
     "float16_overflow",
+    "bad_psf",
 )
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65504

@@ -12,6 +12,11 @@ Catalog values come from an optional side table (CSV or Parquet keyed by ``galax
 ``ra``/``dec`` from the header ``RA``/``DEC`` keys, else ``CRVAL1``/``CRVAL2`` when ``CTYPE1``/
 ``CTYPE2`` name RA/DEC. A file without any ra/dec is rejected with ``missing_catalog``.
 
+An optional image HDU named ``cfg.psf_hdu`` (default ``PSF``) holds the cutout's PSF, a
+``(3, K, K)`` g, r, z stack (K odd <= 63; its own ``BAND0``.. keys honoured), read into
+:attr:`ParentRecord.psf_images` (:func:`builder.parents.psf_input.check_psf_images`; a bad one
+rejects the file with ``bad_psf``); a file without one gets the Moffat model PSF.
+
 Chunks are the sorted file list cut into groups of ``cfg.files_per_chunk``; files are opened
 with ``memmap=False`` and closed after reading, one at a time.
 """
@@ -40,6 +45,7 @@ from builder.parents.base import (
     fill_missing_depths,
 )
 from builder.parents.config import FitsConfig
+from builder.parents.psf_input import check_psf_images
 from builder.validate import (
     BadRecord,
     Limits,
@@ -170,13 +176,28 @@ def read_cutout(
 ) -> tuple[np.ndarray, fits.Header]:
     """Read one cutout: the g, r, z planes centre-cropped to (3, 64, 64), and its header.
 
+    As :func:`read_cutout_and_psf`, without the PSF.
+    """
+    stamp, header, _ = read_cutout_and_psf(path, hdu, limits, psf_hdu=None)
+    return stamp, header
+
+
+def read_cutout_and_psf(
+    path: Path, hdu: int = 0, limits: Limits | None = None, psf_hdu: str | None = "PSF"
+) -> tuple[np.ndarray, fits.Header, np.ndarray | None]:
+    """Read one cutout (g, r, z planes centre-cropped to (3, 64, 64)), its header and its PSF.
+
+    The PSF is the image HDU named ``psf_hdu`` when the file has one (validated and normalised
+    per band), else None.
+
     Raises
     ------
     BadRecord
         ``unreadable_file`` (not FITS, truncated, no such HDU or no data, or not a regular
         file: a dangling symlink, a symlink loop, a FIFO, never opened), ``missing_band``
         (fewer than 3 planes, or header bands lacking one), ``bad_shape`` (not 2-D/3-D, or
-        smaller than 64 x 64), or a :func:`builder.validate.check_stamp` reason.
+        smaller than 64 x 64), a :func:`builder.validate.check_stamp` reason, or ``bad_psf``
+        (a PSF HDU that is not a valid (3, K, K) stack).
     """
     why = not_regular_reason(path)
     if why is not None:
@@ -189,6 +210,7 @@ def read_cutout(
                 header = ext.header.copy()
                 data = ext.data
                 data = None if data is None else np.array(data)
+                psf_raw = _psf_hdu(hdul, psf_hdu)
     except _FITS_ERRORS as exc:
         raise BadRecord("unreadable_file", f"{type(exc).__name__}: {exc}") from None
     if data is None:
@@ -208,7 +230,22 @@ def read_cutout(
         raise BadRecord("missing_band", f"{data.shape[0]} plane(s), expected 3 (g, r, z)")
     planes = band_planes(header, data.shape[0])
     stamp = check_stamp(center_crop(data[planes]), limits if limits is not None else Limits())
-    return stamp, header
+    psf = None
+    if psf_raw is not None:
+        psf_header, psf_data = psf_raw
+        if psf_data is None or psf_data.ndim != 3 or psf_data.shape[0] < len(BANDS):
+            shape = None if psf_data is None else psf_data.shape
+            raise BadRecord("bad_psf", f"{psf_hdu} HDU must be a (3, K, K) stack, got {shape}")
+        psf = check_psf_images(psf_data[band_planes(psf_header, psf_data.shape[0])])
+    return stamp, header, psf
+
+
+def _psf_hdu(hdul: fits.HDUList, name: str | None) -> tuple[fits.Header, np.ndarray | None] | None:
+    """Header and data of the HDU called ``name`` (None if absent or ``name`` is None)."""
+    if name is None or name not in hdul:
+        return None
+    ext = hdul[name]
+    return ext.header.copy(), None if ext.data is None else np.array(ext.data)
 
 
 class FitsSource:
@@ -271,6 +308,7 @@ class FitsSource:
                 "default_psfsize_arcsec": dict(zip(BANDS, self.cfg.psfsize_arcsec, strict=True)),
                 "missing_depth": self.cfg.missing_depth,
                 "files_per_chunk": self.cfg.files_per_chunk,
+                "psf_hdu": self.cfg.psf_hdu,
             },
         )
 
@@ -324,7 +362,9 @@ class FitsSource:
         gid = ""
         try:
             gid = check_galaxy_id(path.stem)
-            stamp, header = read_cutout(path, self.cfg.hdu, self.limits)
+            stamp, header, psf = read_cutout_and_psf(
+                path, self.cfg.hdu, self.limits, self.cfg.psf_hdu
+            )
             catalog = self._catalog(path, header, stamp)
         except BadRecord as exc:
             return Rejection(gid, location, exc.reason, stage="read", detail=exc.detail)
@@ -333,4 +373,6 @@ class FitsSource:
             side = self._side.get(path.stem) or self._side.get(path.name) or {}
             empty = dict.fromkeys(self.cfg.extra_columns)
             meta["extra"] = side.get("extra", empty)
-        return ParentRecord(gid, stamp, catalog, location, chunk=chunk, row=row, meta=meta)
+        return ParentRecord(
+            gid, stamp, catalog, location, chunk=chunk, row=row, psf_images=psf, meta=meta
+        )

@@ -11,6 +11,12 @@ Galaxy ids come from ``cfg.id_column``; if the file has no such column, from
 A missing or null ``psfdepth_<b>`` is estimated from the stamp noise when
 ``cfg.missing_depth == "estimate"`` (columns estimated for every row are listed in
 ``info().extra["estimated_columns"]``).
+
+Optional PSF columns (:mod:`builder.parents.psf_input`): ``cfg.psf_column`` (default ``psf``,
+per-row ``(3, K, K)`` PSF images, flat or nested lists) is read into
+:attr:`ParentRecord.psf_images`; ``psf_beta_g/r/z`` (per-row Moffat indices, written by the
+synthetic sky) into :attr:`ParentRecord.psf_beta`. A malformed value rejects the row
+(``bad_psf``). ``info().extra["psf_from"]`` says which the file has.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from builder.parents.base import (
 from builder.parents.config import ParquetConfig
 from builder.parents.npz import NPZ_KEYS, decode_stamp_npz, encode_stamp_npz
 from builder.parents.parquet_writer import write_parents_parquet
+from builder.parents.psf_input import PSF_BETA_COLUMNS, check_psf_beta, check_psf_images
 from builder.validate import BadRecord, check_catalog, check_galaxy_id
 from common.files import NotRegularFileError, require_regular_file
 from shards.schema import CATALOG_FIELDS
@@ -165,6 +172,7 @@ class ParquetSource:
                 f"{', '.join(absent)}"
             )
         self._extra_columns = list(self.cfg.extra_columns)
+        self._psf_column, self._beta_columns = self._psf_columns(schema)
         self._columns = list(
             dict.fromkeys(
                 [
@@ -173,9 +181,34 @@ class ParquetSource:
                     *self._catalog_columns.values(),
                     *self._meta_columns,
                     *self._extra_columns,
+                    *self._beta_columns,
+                    *([self._psf_column] if self._psf_column else []),
                 ]
             )
         )
+        self._bulky = {stamp, self._psf_column}  # decoded row by row, never as Python lists
+
+    def _psf_columns(self, schema: pa.Schema) -> tuple[str | None, list[str]]:
+        """The PSF-image column (if the file has it) and the Moffat-index columns (all or none)."""
+        names = set(schema.names)
+        psf = self.cfg.psf_column if self.cfg.psf_column in names else None
+        if psf is not None:
+            t = schema.field(psf).type
+            if not (
+                pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+            ):
+                raise SourceError(
+                    f"{self.path}: PSF column {psf!r} has type {t}, expected a list of floats "
+                    "(3 * K * K values, or nested [3][K][K]; docs/inputs.md)"
+                )
+        betas = [c for c in PSF_BETA_COLUMNS if c in names]
+        if betas and len(betas) != len(PSF_BETA_COLUMNS):
+            raise SourceError(
+                f"{self.path}: has {', '.join(betas)} but not all of {', '.join(PSF_BETA_COLUMNS)}"
+            )
+        for c in betas:
+            check_numeric_column(schema.field(c).type, f"{self.path}: PSF column {c!r}")
+        return psf, betas
 
     # -- protocol -----------------------------------------------------------------------
 
@@ -193,8 +226,15 @@ class ParquetSource:
                 "missing_depth": self.cfg.missing_depth,
                 "column_map": dict(self.cfg.column_map),
                 "band_keys": list(self.cfg.band_keys),
+                "psf_from": self._psf_from(),
             },
         )
+
+    def _psf_from(self) -> str:
+        """``column <name>`` (PSF images), ``psf_beta columns`` or ``moffat`` (the model)."""
+        if self._psf_column is not None:
+            return f"column {self._psf_column}"
+        return "psf_beta columns" if self._beta_columns else "moffat"
 
     def n_chunks(self) -> int:
         """Number of row groups."""
@@ -213,7 +253,7 @@ class ParquetSource:
         """
         if not self.catalog_scan:
             raise SourceError(f"{self.path}: catalog values {self._estimated} need the stamps")
-        columns = [c for c in self._columns if c != self.cfg.stamp_column]
+        columns = [c for c in self._columns if c not in self._bulky]
         table = self._read_row_group(chunk, columns)
         cols = {c: table.column(c).to_pylist() for c in columns}
         for row in range(table.num_rows):
@@ -275,10 +315,9 @@ class ParquetSource:
     def _decode(
         self, table: pa.Table, chunk: int, rows: Sequence[int]
     ) -> Iterator[ParentRecord | Rejection]:
-        small = {
-            c: table.column(c).to_pylist() for c in self._columns if c != self.cfg.stamp_column
-        }
+        small = {c: table.column(c).to_pylist() for c in self._columns if c not in self._bulky}
         stamps = table.column(self.cfg.stamp_column)
+        psfs = None if self._psf_column is None else table.column(self._psf_column)
         for k, row in enumerate(rows):
             location = f"{self.path.name}:rg={chunk}:row={row}"
             gid = ""
@@ -294,6 +333,12 @@ class ParquetSource:
                     mode=self.cfg.missing_depth,
                 )
                 checked = check_catalog(catalog, self.limits)
+                psf_images = None if psfs is None else _psf_value(psfs[k])
+                psf_beta = (
+                    check_psf_beta([small[c][k] for c in self._beta_columns])
+                    if self._beta_columns
+                    else None
+                )
             except BadRecord as exc:
                 yield Rejection(gid, location, exc.reason, stage="read", detail=exc.detail)
                 continue
@@ -302,4 +347,26 @@ class ParquetSource:
             }
             if self._extra_columns:
                 meta["extra"] = {c: extra_value(small[c][k]) for c in self._extra_columns}
-            yield ParentRecord(gid, stamp, checked, location, chunk=chunk, row=row, meta=meta)
+            yield ParentRecord(
+                gid,
+                stamp,
+                checked,
+                location,
+                chunk=chunk,
+                row=row,
+                psf_images=psf_images,
+                meta=meta,
+                psf_beta=psf_beta,
+            )
+
+
+def _psf_value(scalar: pa.Scalar) -> object:
+    """One row of the PSF column: None for null, else the validated (3, K, K) images."""
+    if not scalar.is_valid:
+        return None
+    values = scalar.values
+    if pa.types.is_floating(values.type) or pa.types.is_integer(values.type):
+        if values.null_count:
+            raise BadRecord("bad_psf", "PSF has null values")
+        return check_psf_images(values.to_numpy(zero_copy_only=False))
+    return check_psf_images(scalar.as_py())  # nested lists: numpy checks the (3, K, K) shape
