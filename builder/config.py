@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.inject.config import InjectionConfig
+from builder.inject.decoy import DecoyConfig
 from builder.parents.registry import PARENT_KINDS, get_parent_kind
 from builder.positives import KnownLensConfig, PositivesConfig
 from builder.psfmodel import PsfConfig
@@ -212,6 +213,7 @@ class BuildConfig:
     rejects: RejectConfig = field(default_factory=RejectConfig)
     positives: PositivesConfig = field(default_factory=PositivesConfig)
     known_lenses: KnownLensConfig = field(default_factory=KnownLensConfig)
+    decoys: DecoyConfig = field(default_factory=DecoyConfig)
 
     def validate(self, prefix: str = "") -> None:
         check(self.seed >= 0, "seed", "must be >= 0")

@@ -21,6 +21,7 @@ import numpy as np
 from builder.config import BuildConfig
 from builder.faults import crash_point
 from builder.inject import inject_arc
+from builder.inject.decoy import add_decoy
 from builder.matching import aperture_flux_nmgy
 from builder.parents.base import PARENT_META_COLUMNS, Rejection
 from builder.parents.open import SourceSpec, open_source
@@ -124,8 +125,9 @@ def _sample_fields(
     """
     if s.kind == "real":
         return _real_fields(s, rec, split)
-    if s.role != "host":
-        return {"image": rec.stamp_nmgy, "meta": _meta(s, split, 0, rec), "label": 0}
+    if s.role != "host":  # a control; decoys.fraction > 0 adds decoys (builder/inject/decoy.py)
+        fields = {"image": rec.stamp_nmgy, "meta": _meta(s, split, 0, rec), "label": 0}
+        return add_decoy(fields, s.galaxy_id, cat, rec, cfg)
     seed = galaxy_seed(s.galaxy_id, cfg.seed)
     rng = np.random.default_rng(seed)
     res = inject_arc(
