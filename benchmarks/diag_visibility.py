@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -41,12 +42,26 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", default=None, help="write the results here")
     parser.add_argument("--png", default=None, help="theta_E histogram figure")
+    parser.add_argument(
+        "--moffat-beta-range",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LO", "HI"),
+        help="input.synthetic.moffat_beta_range (default: the config's; 3.5 3.5 = no wings spread)",
+    )
     args = parser.parse_args(argv)
 
     cfg = InjectionConfig()
+    synth = SynthConfig()
+    if args.moffat_beta_range is not None:
+        synth = dataclasses.replace(synth, moffat_beta_range=tuple(args.moffat_beta_range))
     params, rejections, failed = [], collections.Counter(), 0
-    for i, rec in enumerate(iter_synthetic_parents(args.n, args.seed)):
-        res = inject_arc(rec.stamp_nmgy, rec.catalog, np.random.default_rng(i), cfg)
+    for i, rec in enumerate(iter_synthetic_parents(args.n, args.seed, synth)):
+        # the arc gets its host's PSF, as in a build (builder/tasks.py)
+        res = inject_arc(
+            rec.stamp_nmgy, rec.catalog, np.random.default_rng(i), cfg, moffat_beta=rec.psf_beta
+        )
         rejections.update(res.rejections)
         if res.accepted:
             params.append(res.params)
@@ -65,7 +80,6 @@ def main(argv: list[str] | None = None) -> dict:
             for _ in range(5)
         ]
     )
-    synth = SynthConfig()
     lag1 = [
         measured_lag1_autocorrelation(
             render_stamp(
@@ -94,6 +108,9 @@ def main(argv: list[str] | None = None) -> dict:
         "n_images": dict(sorted(collections.Counter(p["n_images"] for p in params).items())),
         "vis_snr_5_50_95": np.percentile([p["vis_snr"] for p in params], [5, 50, 95])
         .round(1)
+        .tolist(),
+        "psf_beta_r_5_50_95": np.percentile([p["psf_beta_r"] for p in params], [5, 50, 95])
+        .round(2)
         .tolist(),
         "sky_noise_lag1_autocorr_mean": float(np.mean(lag1)),
         "sky_noise_lag1_autocorr_5_95": np.percentile(lag1, [5, 95]).round(3).tolist(),
