@@ -47,8 +47,9 @@ def resolve_parents(
 
     Parameters
     ----------
-    parents : path, optional
-        Parquet file or FITS directory (kind detected unless ``parents_format``).
+    parents : path or URL, optional
+        Parquet file or FITS directory (kind detected unless ``parents_format``); a URL
+        (``s3://...``) is downloaded once into ``out_dir/inputs/`` (:mod:`builder.remote`).
     out_dir : path
         A generated input (``synthetic_n``) is rendered to ``out_dir/parents/``.
     parents_format : str, optional
@@ -70,11 +71,15 @@ def resolve_parents(
     from builder.errors import BuilderError
     from builder.executors import make_executor
     from builder.parents.registry import detect_kind, get_parent_kind
+    from builder.remote import url_kind
     from common.configio import merge
+    from common.storage import is_url
 
     try:
         if parents is not None:
-            kind = parents_format or detect_kind(parents)
+            kind = parents_format or (
+                url_kind(parents) if is_url(parents) else detect_kind(parents)
+            )
             o: dict[str, Any] = {"input": {"kind": kind, "path": str(parents)}}
         elif synthetic_n is not None:
             o = {"input": {"kind": "synthetic", "synthetic": {"n_parents": int(synthetic_n)}}}

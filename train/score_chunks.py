@@ -91,6 +91,12 @@ class ScoreOptions:
         Show a tqdm bar over chunks.
     overwrite : bool
         Discard an existing output made from another checkpoint or input instead of refusing.
+    executor : str, optional
+        Score one chunk per task on this executor of :data:`builder.executors.EXECUTORS`
+        (``dask``, ``local``, ``serial``; :mod:`train.score_tasks`) instead of DataLoader workers
+        feeding the model in this process; ``workers`` is then the executor's worker count.
+    scheduler : str, optional
+        Address or scheduler file of a running Dask scheduler (``executor="dask"``).
     """
 
     batch_size: int | None = None
@@ -98,6 +104,8 @@ class ScoreOptions:
     device: str = "auto"
     progress: bool = True
     overwrite: bool = False
+    executor: str | None = None
+    scheduler: str | None = None
 
 
 def part_path(out_dir: Path, chunk: int, rejects: bool = False) -> Path:
@@ -296,16 +304,35 @@ def score_chunks(
         "scoring %d of %d chunk(s) of %s on %s (%d already done)",
         len(todo), n_chunks, spec.path, device, n_chunks - len(todo),
     )  # fmt: skip
-    loader = DataLoader(
-        ChunkBatches(spec, todo, batch_size, cfg.data.preprocess),
-        batch_size=None,
-        num_workers=options.workers,
-        collate_fn=_identity,
-        prefetch_factor=cfg.data.prefetch_factor if options.workers else None,
-    )
-    pending: dict[int, list[dict]] = {}
     n_rows = done = 0
     bar = tqdm(total=len(todo), unit="chunk", desc="score", disable=not options.progress)
+
+    def commit(chunk: int, batches: list[dict], rejects: list[dict]) -> None:
+        nonlocal n_rows, done
+        n_rows += _write_part(out, chunk, batches, rejects)
+        done += 1
+        crash_point(CRASH_POINT)
+        write_progress(out, want, done=n_chunks - len(todo) + done)
+        bar.update()
+        bar.set_postfix(galaxies=n_rows)
+
+    pending: dict[int, list[dict]] = {}
+    if options.executor is not None:  # one task per chunk on an executor (train/score_tasks.py)
+        from train.score_tasks import score_on_executor
+
+        for res in score_on_executor(
+            checkpoint, spec, todo, batch_size, options.device, options.executor,
+            options.workers, options.scheduler,
+        ):  # fmt: skip
+            commit(res["chunk"], res["batches"], res["rejects"])
+    in_loader = todo if options.executor is None else []
+    loader = DataLoader(
+        ChunkBatches(spec, in_loader, batch_size, cfg.data.preprocess),
+        batch_size=None,
+        num_workers=options.workers if in_loader else 0,
+        collate_fn=_identity,
+        prefetch_factor=cfg.data.prefetch_factor if options.workers and in_loader else None,
+    )
     with torch.inference_mode():
         for item in loader:
             chunk = item["chunk"]
@@ -316,12 +343,7 @@ def score_chunks(
                 keep["parent_meta"] = item["parent_meta"]
                 pending.setdefault(chunk, []).append({**keep, "logit": logit})
                 continue
-            n_rows += _write_part(out, chunk, pending.pop(chunk, []), item["rejects"])
-            done += 1
-            crash_point(CRASH_POINT)
-            write_progress(out, want, done=n_chunks - len(todo) + done)
-            bar.update()
-            bar.set_postfix(galaxies=n_rows)
+            commit(chunk, pending.pop(chunk, []), item["rejects"])
     bar.close()
     if pending:  # a chunk without its end marker: never commit half a chunk
         raise RuntimeError(f"chunks {sorted(pending)} ended without their end marker")

@@ -33,10 +33,15 @@ def add_score_parser(sub: Any) -> None:
     )
     s.add_argument("--checkpoint", required=True, type=Path, help="e.g. RUN/checkpoints/best.pt")
     src = s.add_mutually_exclusive_group(required=True)
-    src.add_argument("--parents", type=Path, help="parent Parquet file or FITS directory")
+    src.add_argument(
+        "--parents", help="parent Parquet file or FITS directory (a path or an s3:// ... URL)"
+    )
     src.add_argument("--synthetic", type=int, metavar="N", help="score N synthetic galaxies")
     s.add_argument("--parents-format", help="override format detection (parquet, fits, ...)")
-    s.add_argument("--out", required=True, type=Path, help="output directory")
+    s.add_argument("--out", required=True, help="output directory (a path or an s3:// ... URL)")
+    s.add_argument(
+        "--staging", type=Path, help="local directory a URL --out is scored in before upload"
+    )
     s.add_argument("--config", type=Path, help="build YAML: input.* column maps, rejects.* limits")
     s.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="build-config override"
@@ -51,18 +56,45 @@ def add_score_parser(sub: Any) -> None:
     s.add_argument("--known-lenses", type=Path, help="CSV with ra, dec (deg) [, name, grade]")
     s.add_argument("--match-radius-arcsec", type=float, default=2.0)
     s.add_argument("--batch-size", type=int)
-    s.add_argument("--workers", type=int, default=0, help="DataLoader reader processes")
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="DataLoader reader processes; with --executor, the executor's workers",
+    )
+    s.add_argument(
+        "--executor",
+        choices=_executor_names(),
+        help="score one chunk per task on this executor (dask: a cluster; default: DataLoader "
+        "readers feeding the model in this process)",
+    )
+    s.add_argument("--scheduler", help="running Dask scheduler: tcp://HOST:PORT or its JSON file")
     s.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     s.add_argument("--overwrite", action="store_true", help="discard scores of another run")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_score)
 
 
+def _executor_names() -> list[str]:
+    from builder.executors import EXECUTORS
+
+    return sorted(EXECUTORS)
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     """``train score``."""
     from builder.errors import BuilderError
+    from builder.remote import staging_dir
+    from common.storage import is_remote, local_path
     from train.score import ScoreOptions, resolve_parents, score_parents
+    from train.score_remote import fetch_score_progress, publish_score_output
 
+    remote_out = is_remote(args.out)
+    out = staging_dir(args.out, args.staging) if remote_out else local_path(args.out)
+    if args.staging is not None and not remote_out:
+        raise ConfigError("staging", "applies only to an --out URL")
+    if args.scheduler is not None and args.executor != "dask":
+        raise ConfigError("scheduler", "applies to --executor dask")
     if not args.checkpoint.is_file():
         raise ConfigError("checkpoint", f"file not found: {args.checkpoint}")
     for name in ("top", "gallery"):
@@ -70,9 +102,14 @@ def cmd_score(args: argparse.Namespace) -> int:
             raise ConfigError(name, f"must be >= 0 (got {getattr(args, name)})")
     if not args.match_radius_arcsec > 0:
         raise ConfigError("match_radius_arcsec", "must be > 0")
+    if remote_out:
+        out.mkdir(parents=True, exist_ok=True)
+        n = fetch_score_progress(args.out, out)
+        if n:
+            log.info("resuming %s: %d committed chunk(s) fetched into %s", args.out, n, out)
     spec = resolve_parents(
         args.parents,
-        args.out,
+        out,
         parents_format=args.parents_format,
         synthetic_n=args.synthetic,
         build_config=args.config,
@@ -84,12 +121,14 @@ def cmd_score(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.no_progress,
         overwrite=args.overwrite,
+        executor=args.executor,
+        scheduler=args.scheduler,
     )
     try:
         summary = score_parents(
             args.checkpoint,
             spec,
-            args.out,
+            out,
             options,
             threshold=args.threshold,
             top_n=args.top,
@@ -99,6 +138,9 @@ def cmd_score(args: argparse.Namespace) -> int:
         )
     except BuilderError as exc:
         raise ScoreError(f"reading {spec.path}: {exc}") from None
+    if remote_out:
+        log.info("uploading to %s (summary.json last)", args.out)
+        publish_score_output(out, args.out)
     log.info(
         "scored %d galaxies (%d rejected, see rejects.jsonl); %d candidates (%s) -> %s",
         summary["n_scored"],
