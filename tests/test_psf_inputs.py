@@ -219,7 +219,8 @@ def test_build_from_parquet_with_psf_convolves_arcs_with_it(tmp_path) -> None:
     cfg = load_build_config(None, over)
     out = tmp_path / "out"
     make_shards(cfg, out, BuildOptions(workers=1, progress=False, executor="serial"))
-    records = {r.galaxy_id: r for r in ParquetSource(path).read_chunk(0)}
+    src = ParquetSource(path)
+    records = {r.galaxy_id: r for c in range(src.n_chunks()) for r in src.read_chunk(c)}
     samples = [s for tar in sorted(out.rglob("*.tar")) for s in iter_tar_samples(str(tar))]
     positives = [s for s in samples if s["label"] == 1]
     assert positives

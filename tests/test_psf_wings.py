@@ -166,6 +166,8 @@ def test_synthetic_build_gives_each_arc_its_hosts_psf(tmp_path) -> None:
     for s in positives:
         meta = s["meta"]
         _, seed, index = meta["galaxy_id"].split("-")
-        want = draw_psf_beta(int(seed), int(index), cfg.input.synthetic.moffat_beta_range)
+        want = draw_psf_beta(
+            int(seed), int(index), cfg.input.section("synthetic").moffat_beta_range
+        )
         assert tuple(meta["injection"][f"psf_beta_{b}"] for b in BANDS) == pytest.approx(want)
         assert meta["injection"]["psf_model"] == "moffat"
