@@ -17,15 +17,13 @@ keeps the URL, and the shards are the same bytes as a build from a local copy of
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from common import storage
 from common.atomic import atomic_write_text
+from common.remote_dir import STAGING_ENV, staging_dir, url_hash  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from builder.build import BuildOptions
@@ -34,19 +32,6 @@ if TYPE_CHECKING:
     from shards.manifest import Manifest
 
 INPUTS_DIR = "inputs"
-STAGING_ENV = "LENSFINDER_STAGING"
-
-
-def _hash(url: str) -> str:
-    return hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:16]
-
-
-def staging_dir(out_url: str, staging: str | Path | None = None) -> Path:
-    """The local directory a build to ``out_url`` is staged in."""
-    if staging is not None:
-        return Path(staging)
-    base = os.environ.get(STAGING_ENV) or Path(tempfile.gettempdir()) / "lensfinder-staging"
-    return Path(base) / _hash(out_url)
 
 
 def localise_input(url: str, out_dir: Path) -> Path:
@@ -57,7 +42,7 @@ def localise_input(url: str, out_dir: Path) -> Path:
     fs, path = storage.filesystem(url)
     path = path.rstrip("/")
     name = path.rsplit("/", 1)[-1]
-    dest = out_dir / INPUTS_DIR / _hash(url) / name
+    dest = out_dir / INPUTS_DIR / url_hash(url) / name
     stamp = dest.parent / f".{name}.source.json"
     if fs.isdir(path):
         rels = storage.list_files(url)

@@ -171,6 +171,45 @@ def test_one_epoch_cpu_training_reads_shards_from_s3(s3, tmp_path, monkeypatch, 
     assert len(mirrored) == len(manifest.shards)
 
 
+def test_run_and_eval_directories_at_a_url_publish_last_and_resume_from_the_bucket(
+    s3, tmp_path, monkeypatch
+):
+    data = write_dataset(tmp_path / "data")
+    url = f"{BUCKET}/datasets/run-url"
+    publish_dataset(data, url)
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(tiny_overrides(epochs=2)))
+    monkeypatch.setenv("LENSFINDER_CACHE", str(tmp_path / "cache"))
+    run_url = f"{BUCKET}/runs/r1"
+    calls: list[str] = []
+    real = storage.put_file
+
+    def recording(local, target, storage_options=None):
+        calls.append(target[len(run_url) + 1 :])
+        real(local, target, storage_options)
+
+    monkeypatch.setattr(storage, "put_file", recording)
+    argv = ["run", "--shards", url, "--out", run_url, "--config", str(tmp_path / "cfg.yaml")]
+    first = [*argv, "--stop-after-epochs", "1", "--staging", str(tmp_path / "stage1")]
+    assert train_main(first) == 0
+    assert calls[-1] == "history.json" and calls.count("history.json") == 1  # commit point last
+    remote = set(storage.list_files(run_url))
+    assert {"config.yaml", "history.json", "checkpoints/best.pt", "checkpoints/last.pt"} <= remote
+    assert ".lock" not in remote
+    # another machine, empty staging: --resume continues from what the bucket holds
+    resume = [*argv, "--resume", "--staging", str(tmp_path / "stage2")]
+    assert train_main(resume) == 0
+    history = json.loads(storage.read_bytes(f"{run_url}/history.json"))
+    assert [r["epoch"] for r in history] == [0, 1]
+    # train eval to a URL: metrics.json last
+    calls.clear()
+    stage1_best = tmp_path / "stage2" / "checkpoints" / "best.pt"
+    ev = ["eval", "--checkpoint", str(stage1_best), "--shards", url, "--out", f"{run_url}/eval",
+          "--no-progress"]  # fmt: skip
+    assert train_main(ev) == 0
+    assert calls[-1] == "eval/metrics.json"
+    assert json.loads(storage.read_bytes(f"{run_url}/eval/metrics.json"))["n_samples"] > 0
+
+
 def test_storage_errors_name_the_url_but_never_the_credentials(s3, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "sekrit-value-123")
     import fsspec

@@ -19,6 +19,8 @@ from typing import Any
 from common.clierrors import one_line, os_error
 from common.clihelp import document
 from common.configio import ConfigError, merge, parse_overrides
+from common.remote_dir import staged_output
+from common.storage import is_remote
 from shards.errors import ShardError
 from shards.remote import dataset_root
 from train.config import (
@@ -28,7 +30,8 @@ from train.config import (
     resolve_config,
 )
 from train.errors import TrainError
-from train.evaluate import evaluate_checkpoint
+from train.evaluate import METRICS_NAME, evaluate_checkpoint
+from train.history import HISTORY_NAME
 from train.metrics import HEADLINE_METRIC, get_metric
 from train.model import is_convnext
 from train.report_cli import add_report_parsers
@@ -59,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--shards", required=True, help="dataset root (manifest.json): a directory or a URL"
     )
-    r.add_argument("--out", required=True, type=Path, help="run directory")
+    r.add_argument("--out", required=True, help="run directory: a path or a URL (s3://...)")
+    r.add_argument("--staging", type=Path, help="local directory a URL --out is written in")
     r.add_argument("--config", type=Path, help="YAML config applied over the preset")
     r.add_argument("--preset", choices=preset_names(), help="bundled preset")
     r.add_argument("--epochs", type=int)
@@ -96,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", required=True, type=Path)
     e.add_argument("--shards", required=True, help="dataset root: a directory or a URL")
     e.add_argument("--split", default="test", choices=("train", "val", "test"))
-    e.add_argument("--out", required=True, type=Path)
+    e.add_argument("--out", required=True, help="output directory: a path or a URL")
+    e.add_argument("--staging", type=Path, help="local directory a URL --out is written in")
     e.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     e.add_argument("--batch-size", type=int)
     e.add_argument("--workers", type=int)
@@ -124,20 +129,33 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return merge(parse_overrides(pairs), parse_overrides(args.set))
 
 
+def _staged(args: argparse.Namespace, commit_name: str, fetch: bool = False):
+    """:func:`common.remote_dir.staged_output` for ``--out`` / ``--staging`` (rank 0 publishes)."""
+    if args.staging is not None and not is_remote(args.out):
+        raise ConfigError("staging", "applies only to an --out URL")
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    return staged_output(args.out, commit_name, args.staging, fetch=fetch, publish=rank0)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    """``train run``."""
+    """``train run``; a URL ``--out`` is published with ``history.json`` last."""
+    with _staged(args, HISTORY_NAME, fetch=args.resume) as out:
+        return _run(args, out)
+
+
+def _run(args: argparse.Namespace, out: Path) -> int:
     base = None
     if args.resume and args.config is None and args.preset is None:
-        if not (args.out / CONFIG_NAME).is_file():
+        if not (out / CONFIG_NAME).is_file():
             raise ConfigError("resume", f"no {CONFIG_NAME} in {args.out}: nothing to resume")
-        base = load_run_config(args.out)
+        base = load_run_config(out)
     cfg = resolve_config(
         base=base, preset=args.preset, config_file=args.config, overrides=cli_overrides(args)
     )
     summary = run(
         cfg,
         dataset_root(args.shards),  # a URL is mirrored (verified) into the cache (shards/remote.py)
-        args.out,
+        out,
         resume=args.resume,
         allow_dataset_change=args.allow_dataset_change,
     )
@@ -151,7 +169,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """``train eval``."""
+    """``train eval``; a URL ``--out`` is published with ``metrics.json`` last."""
+    with _staged(args, METRICS_NAME) as out:
+        return _eval(args, out)
+
+
+def _eval(args: argparse.Namespace, out: Path) -> int:
     args.shards = dataset_root(args.shards)
     check_shards(args.shards)
     if not args.checkpoint.is_file():
@@ -159,7 +182,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     report = evaluate_checkpoint(
         args.checkpoint,
         args.shards,
-        args.out,
+        out,
         split=args.split,
         device=args.device,
         batch_size=args.batch_size,
