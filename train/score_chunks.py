@@ -36,6 +36,7 @@ from shards.schema import CATALOG_FIELDS
 from train.checkpoint import eval_weights, load_checkpoint
 from train.config import config_from_dict
 from train.distributed import resolve_device
+from train.eval_inputs import SAMPLE_COLUMNS, typed_array
 from train.evaluate import move_batch
 from train.model import LensClassifier, build_model
 from train.preprocess import PreprocessConfig
@@ -243,6 +244,17 @@ def write_progress(out_dir: Path, want: dict[str, Any], done: int | None) -> Non
 
 
 # ------------------------------------------------------------------------------ scoring
+def _column(key: str, values: list[Any], default: pa.Array) -> pa.Array:
+    """A selection column (theta_e_arcsec, visible, ...; :data:`SAMPLE_COLUMNS`) in the type
+    ``train eval`` writes it with, so that parts and eval outputs agree; others as ``default``."""
+    if key not in SAMPLE_COLUMNS:
+        return default
+    try:
+        return typed_array(key, values)
+    except ValueError as exc:
+        raise ConfigError("input.extra_columns", f"parent column {exc}") from None
+
+
 def _write_part(out_dir: Path, chunk: int, batches: list[dict], rejects: list[dict]) -> int:
     with atomic_open(part_path(out_dir, chunk, rejects=True), "w") as fh:
         for r in rejects:
@@ -263,11 +275,12 @@ def _write_part(out_dir: Path, chunk: int, batches: list[dict], rejects: list[di
     for key in sorted({k for m in metas for k in m} - {"extra"}):  # descriptive (family, ...)
         name = f"parent_{key}" if key in PART_SCHEMA.names else key
         values = [None if m.get(key) is None else str(m[key]) for m in metas]
-        table = table.append_column(pa.field(name, pa.string()), pa.array(values, pa.string()))
+        table = table.append_column(name, _column(key, values, pa.array(values, pa.string())))
     extras = [m.get("extra") or {} for m in metas]  # input.<kind>.extra_columns, typed as read
     for key in sorted({k for e in extras for k in e}):
         name = f"parent_{key}" if key in table.column_names else key
-        table = table.append_column(name, pa.array([e.get(key) for e in extras]))
+        values = [e.get(key) for e in extras]
+        table = table.append_column(name, _column(key, values, pa.array(values)))
     with atomic_open(part_path(out_dir, chunk), "wb") as fh:
         pq.write_table(table, fh)
     return table.num_rows

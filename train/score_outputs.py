@@ -9,7 +9,10 @@ memory; no stamp), drops any galaxy id seen in an earlier row (recorded as a
   display only), the catalogue columns (``psfsize_*`` FWHM arcsec, ``psfdepth_*`` 1/nmgy^2),
   ``source_location`` / ``source_chunk`` / ``source_row`` (where the stamp is), the input's
   descriptive parent columns (:data:`builder.parents.base.PARENT_META_COLUMNS`, e.g. the synthetic
-  sky's ``family``) as strings, then ``rank`` (1 = highest logit; ties keep input order);
+  sky's ``family``) as strings and the input's extra catalogue columns as read, except that the
+  selection columns of ``train eval`` (:data:`train.eval_inputs.SAMPLE_COLUMNS`: ``theta_e_arcsec``,
+  ``source_mag_r``, ``vis_snr``, ``arc_snr``, ``visible``, ``family`` ...) get the same type as
+  there, then ``rank`` (1 = highest logit; ties keep input order);
 * ``rejects.jsonl``: every refused parent with its reason, never a silent skip.
 
 :func:`write_candidates` writes the ranked ``candidates.csv``.
