@@ -4,9 +4,13 @@
 (``training=False``: fixed order, no augmentation, the same normalisation); :func:`gather`
 collects every rank's scores, drops padding and checks that every sample of the manifest was
 scored exactly once. :func:`write_report` writes ``metrics.json`` (tie-aware metrics on logits,
-:func:`train.metrics.evaluate_scores`), ``scores.parquet`` (key, galaxy_id, label, float32 logit),
-``roc.png``, ``score_hist.png`` and cutout grids of the highest-scoring controls and the
-lowest-scoring positives, read back raw (nanomaggies) from the shards.
+:func:`train.metrics.evaluate_scores`; per positive kind, :mod:`train.by_kind`; per control
+family at the validation operating points, :mod:`train.families`), ``selection.json`` (recall
+binned by lens and source properties, :mod:`train.selection`, with its figures),
+``scores.parquet`` (key, galaxy_id, label, float32 logit and the typed metadata columns of
+:data:`train.eval_inputs.SAMPLE_COLUMNS`), ``roc.png``, ``score_hist.png`` and cutout grids of the
+highest-scoring controls (also per family) and the lowest-scoring positives, read back raw
+(nanomaggies) from the shards.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,10 +31,7 @@ from torch import nn
 from tqdm import tqdm
 
 from common.atomic import atomic_open, atomic_write_text
-from shards.manifest import Manifest
-from shards.reader import IndexedShard
 from train.accounting import accounting, check_exactly_once
-from train.by_kind import metrics_by_kind, positive_kinds
 from train.checkpoint import eval_weights, load_checkpoint, load_model_weights
 from train.config import config_from_dict
 from train.data import make_loader
@@ -42,9 +44,17 @@ from train.distributed import (
     init_distributed,
 )
 from train.errors import TrainingError
+from train.eval_breakdowns import (
+    SELECTION_NAME,
+    breakdowns,
+    check_selection_edges,
+    write_breakdown_figures,
+)
+from train.eval_inputs import column_arrays, load_raw_samples
 from train.metrics import evaluate_scores, flat_summary
 from train.model import build_model
 from train.plots import cutout_title, plot_cutout_grid, plot_roc, plot_score_hist
+from train.thresholds import checkpoint_thresholds
 
 log = logging.getLogger(__name__)
 
@@ -179,39 +189,23 @@ def compute_metrics(pred: Predictions, what: str) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ the report
-def write_scores(pred: Predictions, path: str | Path) -> Path:
-    """One Parquet row per sample: key, galaxy_id, label (int8), logit (float32)."""
+def write_scores(
+    pred: Predictions, path: str | Path, columns: Mapping[str, Sequence[Any]] | None = None
+) -> Path:
+    """One Parquet row per sample: key, galaxy_id, label (int8), logit (float32), then the
+    typed metadata ``columns`` (:func:`train.eval_inputs.column_arrays`; nulls where absent)."""
     table = pa.table(
         {
             "key": pa.array(pred.keys, pa.string()),
             "galaxy_id": pa.array(pred.galaxy_ids, pa.string()),
             "label": pa.array(pred.labels.astype(np.int8), pa.int8()),
             "logit": pa.array(pred.logits.astype(np.float32), pa.float32()),
+            **column_arrays(columns or {}),
         }
     )
     with atomic_open(path, "wb") as fh:
         pq.write_table(table, fh)
     return Path(path)
-
-
-def load_raw_samples(
-    shards_dir: str | Path, split: str, keys: list[str]
-) -> dict[str, dict[str, Any]]:
-    """Raw (3, 64, 64) nanomaggy stamps (``"image"``) and metadata (``"meta"``) of ``keys``."""
-    wanted = set(keys)
-    found: dict[str, dict[str, Any]] = {}
-    for entry in Manifest.load(shards_dir).shards_for(split):
-        if len(found) == len(wanted):
-            break
-        shard = IndexedShard(Path(shards_dir) / entry.path)
-        for i, sample in enumerate(shard.samples):
-            if sample["key"] in wanted:
-                decoded = shard.sample(i)
-                found[sample["key"]] = {"image": np.array(decoded["image"]), "meta": decoded["meta"]}
-    missing = wanted - set(found)
-    if missing:
-        raise TrainingError(f"keys not found in {split} shards: {', '.join(sorted(missing)[:5])}")
-    return found
 
 
 def _cutout_grid(
@@ -252,24 +246,33 @@ def write_report(
     split: str,
     extra: dict[str, Any] | None = None,
     n_examples: int = 16,
+    thresholds: Mapping[str, float | None] | None = None,
+    selection_edges: Mapping[str, Sequence[float]] | None = None,
+    n_per_family: int = 6,
 ) -> dict[str, Any]:
     """Write metrics, scores and plots for gathered predictions; return the report.
 
     The report (also ``metrics.json``) holds ``split``, ``n_samples``, ``extra`` (checkpoint,
-    accounting), ``metrics`` (:func:`train.metrics.evaluate_scores`) and ``summary``
-    (:func:`train.metrics.flat_summary`).
+    accounting), ``metrics`` (:func:`train.metrics.evaluate_scores`), ``summary``
+    (:func:`train.metrics.flat_summary`), ``operating_points`` (the logit thresholds of the
+    breakdowns: the checkpoint's validation ``thresholds``, else the split's own, and which),
+    ``by_family`` (:func:`train.families.family_fpr`), ``selection`` (a pointer to
+    ``selection.json``, :func:`train.selection.selection_function`) and, for a hybrid dataset,
+    ``by_kind``. ``selection_edges`` overrides bin edges; ``n_per_family`` is the row length of
+    the per-family grid.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     metrics = compute_metrics(pred, f"{split} split")
     report = {"split": split, "n_samples": len(pred), **(extra or {}), "metrics": metrics}
     report["summary"] = flat_summary(metrics)
-    kinds = positive_kinds(shards_dir, split)
-    by_kind = metrics_by_kind(pred.keys, pred.labels, pred.logits, kinds)
-    if by_kind:  # a hybrid dataset: real and injected positives, each against all controls
-        report["by_kind"] = by_kind
+    parts = breakdowns(
+        pred.keys, pred.labels, pred.logits, shards_dir, split, metrics, thresholds, selection_edges
+    )
+    report.update(parts.report)
     write_json(report, out / METRICS_NAME)
-    write_scores(pred, out / SCORES_NAME)
+    write_json(parts.selection, out / SELECTION_NAME)
+    write_scores(pred, out / SCORES_NAME, parts.columns)
     plot_roc(pred.logits, pred.labels, out / ROC_NAME, title=f"ROC ({split})")
     plot_score_hist(pred.logits, pred.labels, out / HIST_NAME)
     controls = np.flatnonzero(pred.labels == 0)
@@ -292,6 +295,9 @@ def write_report(
         out / BOTTOM_POSITIVES_NAME,
         f"{split}: lowest-scoring lenses (logit)",
     )
+    write_breakdown_figures(
+        parts, pred.keys, pred.labels, pred.logits, shards_dir, split, out, n_per_family
+    )
     return report
 
 
@@ -306,11 +312,14 @@ def evaluate_checkpoint(
     num_workers: int | None = None,
     ctx: DistContext | None = None,
     progress: bool = False,
+    selection_edges: Mapping[str, Sequence[float]] | None = None,
 ) -> dict[str, Any]:
     """Score ``split`` with a checkpoint's validated weights and write the report (rank 0).
 
     The model, the data configuration (normalisation) and the execution mode come from the
-    checkpoint's stored config; only the batch size and worker count may be overridden.
+    checkpoint's stored config; only the batch size and worker count may be overridden. The
+    per-family FPR and the selection function use the checkpoint's validation thresholds
+    (``selection_edges``: bin edges, :func:`train.selection.resolve_edges`).
 
     Returns
     -------
@@ -321,7 +330,15 @@ def evaluate_checkpoint(
     ctx = ctx or init_distributed(device)
     try:
         return _evaluate(
-            checkpoint, shards_dir, out_dir, split, batch_size, num_workers, ctx, progress
+            checkpoint,
+            shards_dir,
+            out_dir,
+            split,
+            batch_size,
+            num_workers,
+            ctx,
+            progress,
+            selection_edges,
         )
     finally:
         if own_ctx:
@@ -337,7 +354,9 @@ def _evaluate(
     num_workers: int | None,
     ctx: DistContext,
     progress: bool,
+    selection_edges: Mapping[str, Sequence[float]] | None = None,
 ) -> dict[str, Any]:
+    check_selection_edges(selection_edges)
     ckpt = load_checkpoint(checkpoint)  # on CPU; load_state_dict copies to the device
     cfg = config_from_dict(ckpt["config"])
     if batch_size is not None:
@@ -372,6 +391,14 @@ def _evaluate(
     }
     report = None
     if ctx.is_main:
-        report = write_report(pred, out_dir, shards_dir, split, extra)
+        report = write_report(
+            pred,
+            out_dir,
+            shards_dir,
+            split,
+            extra,
+            thresholds=checkpoint_thresholds(ckpt),
+            selection_edges=selection_edges,
+        )
         log.info("%s: %d samples scored; metrics in %s", split, len(pred), out_dir)
     return broadcast_object(report)
