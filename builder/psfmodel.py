@@ -1,10 +1,11 @@
-"""The build's one PSF-model parameter, shared by the parent readers, the synthetic sky and the
-injection (top-level ``psf:`` section of the build config).
+"""The build's one PSF-model parameter, shared by the parent readers and the injection
+(top-level ``psf:`` section of the build config).
 
-Every band's model PSF is a Moffat profile with FWHM = the catalog ``psfsize_<b>`` and the index
-``psf.moffat_beta`` given here: the synthetic sky renders with it, the parent readers use its
-noise-equivalent area to estimate a missing ``psfdepth_<b>``, and the injection convolves the arc
-with it (unless the input supplies PSF images).
+The model PSF of a band is a Moffat profile with FWHM = the catalog ``psfsize_<b>`` and the index
+``psf.moffat_beta`` given here: the parent readers use its noise-equivalent area to estimate a
+missing ``psfdepth_<b>``, and the injection convolves the arc with it, unless the parent brings
+its own PSF (PSF images, or per-band indices such as the synthetic sky's, which draws them from
+``input.synthetic.moffat_beta_range``: :mod:`builder.parents.psf_input`).
 """
 
 from __future__ import annotations
