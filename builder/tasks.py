@@ -136,7 +136,7 @@ def _sample_fields(
         rng,
         cfg.injection,
         psf_images=rec.psf_images,
-        moffat_beta=cfg.psf.moffat_beta,
+        moffat_beta=cfg.psf.moffat_beta if rec.psf_beta is None else rec.psf_beta,
     )
     summary.draws += res.n_draws
     failed.update(res.rejections)
