@@ -52,8 +52,9 @@ def s3_server(buckets: tuple[str, ...] = ("lensfinder",)) -> Iterator[str]:
         import fsspec
 
         fs = fsspec.filesystem("s3", skip_instance_cache=True)
-        for b in buckets:
-            fs.mkdir(b)
+        for b in buckets:  # moto's state is per process: a server started earlier made it already
+            if not fs.exists(b):
+                fs.mkdir(b)
         yield endpoint
     finally:
         server.stop()
@@ -63,6 +64,10 @@ def s3_server(buckets: tuple[str, ...] = ("lensfinder",)) -> Iterator[str]:
             else:
                 os.environ[k] = v
         import fsspec
+        import s3fs
 
         fsspec.config.conf.clear()
+        # the instance cache is per class: an S3FileSystem made for this server (its endpoint
+        # came from the environment) must not be reused against the next one
+        s3fs.S3FileSystem.clear_instance_cache()
         fsspec.AbstractFileSystem.clear_instance_cache()
