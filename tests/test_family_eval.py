@@ -247,5 +247,10 @@ def test_eval_scores_carry_typed_selection_columns_and_selection_json(evaluated)
     report = json.loads((out / "metrics.json").read_text())
     want = {"file": SELECTION_NAME, "n_injected": binned, "n_real": pops["real"]["n"]}
     assert report["selection"] == want
+    by_kind = report["by_kind"]  # the kinds come from the same one metadata pass
+    assert {k: v["n_pos"] for k, v in by_kind.items()} == {
+        "injected": pops["injected"]["n"],
+        "real": pops["real"]["n"],
+    }
     for name in (CURVES_NAME, grid_name("theta_e_arcsec", "source_mag_r")):
         assert (out / name).read_bytes()[:8] == PNG, name

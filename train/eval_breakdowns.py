@@ -91,13 +91,12 @@ def breakdowns(
     selection_edges : mapping, optional
         Bin edges per quantity (:func:`train.selection.resolve_edges`).
     """
-    by_key = read_split_columns(shards_dir, split)
+    columns = align_columns(keys, read_split_columns(shards_dir, split))
     report: dict[str, Any] = {}
-    kinds = {k: c["kind"] for k, c in by_key.items() if c["kind"] is not None}
+    kinds = {k: v for k, v in zip(keys, columns["kind"], strict=True) if v is not None}
     by_kind = metrics_by_kind(list(keys), labels, logits, kinds)
     if by_kind:  # a hybrid dataset: real and injected positives, each against all controls
         report["by_kind"] = by_kind
-    columns = align_columns(keys, by_key)
     points, source = eval_operating_points(thresholds or {}, metrics)
     report["operating_points"] = {"source": source, "thresholds": points}
     report["by_family"] = family_fpr(labels, logits, columns["family"], points, source)

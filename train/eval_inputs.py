@@ -135,15 +135,16 @@ def typed_array(name: str, values: Sequence[Any]) -> pa.Array:
         raise ValueError(f"column {name!r}: {exc}") from None
 
 
-def read_split_columns(shards_dir: str | Path, split: str) -> dict[str, dict[str, Any]]:
-    """Sample key -> ``{column: value}`` (:data:`SAMPLE_COLUMNS`) of every sample of ``split``."""
-    out: dict[str, dict[str, Any]] = {}
+def read_split_columns(shards_dir: str | Path, split: str) -> dict[str, tuple]:
+    """Sample key -> its values of :data:`SAMPLE_COLUMNS` (a tuple in table order; tuples, not
+    dicts, to keep a large split small) for every sample of ``split``."""
+    out: dict[str, tuple] = {}
     for entry in Manifest.load(shards_dir).shards_for(split):
         # The eval loader has just checked every member's CRC; here only the metadata is used.
         shard = IndexedShard(Path(shards_dir) / entry.path, check_crc=False)
         for s in shard.iter_samples():
             meta = {**s["meta"], "label": int(s["label"])}
-            out[s["__key__"]] = {name: col.get(meta) for name, col in SAMPLE_COLUMNS.items()}
+            out[s["__key__"]] = tuple(col.get(meta) for col in SAMPLE_COLUMNS.values())
     return out
 
 
@@ -170,10 +171,14 @@ def load_raw_samples(
     return found
 
 
-def align_columns(keys: Sequence[str], by_key: Mapping[str, Mapping[str, Any]]) -> dict[str, list]:
-    """Column name -> values in the order of ``keys`` (None for a key that is not in ``by_key``)."""
-    rows = [by_key.get(k, {}) for k in keys]
-    return {name: [r.get(name) for r in rows] for name in SAMPLE_COLUMNS}
+def align_columns(keys: Sequence[str], by_key: Mapping[str, tuple]) -> dict[str, list]:
+    """Column name -> values in the order of ``keys`` (None for a key that is not in ``by_key``).
+
+    ``by_key`` is :func:`read_split_columns`'s result.
+    """
+    empty = (None,) * len(SAMPLE_COLUMNS)
+    rows = [by_key.get(k, empty) for k in keys]
+    return {name: [r[j] for r in rows] for j, name in enumerate(SAMPLE_COLUMNS)}
 
 
 def column_arrays(columns: Mapping[str, Sequence[Any]]) -> dict[str, pa.Array]:
