@@ -11,9 +11,7 @@ identical to an uninterrupted build. A rerun with a different config is refused 
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-from collections import Counter
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -21,29 +19,49 @@ from typing import Any
 
 from tqdm import tqdm
 
-from builder.abort import abort_message
+from builder.columns import release_unused_memory
 from builder.config import BuildConfig
 from builder.errors import BuildError
 from builder.executors import SubmitExecutor, make_executor, submit_ordered
 from builder.faults import crash_point
-from builder.matching import matching_report
+from builder.finalise import (
+    check_existing,
+    finalise,
+    reusable,
+    shard_entry,
+    too_many_rejected,
+    write_rejects,
+)
 from builder.notices import input_notices
-from builder.parents.base import ReaderContext, Rejection
+from builder.parents.base import ReaderContext
 from builder.parents.open import SourceSpec, open_source
 from builder.parents.registry import get_parent_kind
-from builder.plan import Plan, ShardTask, plan_build
-from builder.positives import EXCLUDE_STAGE, describe_real_inputs, prepare_real
+from builder.plan import TaskSlot, plan_build
+from builder.positives import describe_real_inputs, prepare_real
 from builder.scan import scan_source
-from builder.tasks import TASKS_DIR, TaskSummary, load_summary, run_task, summary_path
+from builder.tasks import TaskSummary, run_task
 from builder.validate import Limits
 from common.atomic import atomic_open, remove_stale_tmp
-from common.checksum import file_sha256
 from common.configio import to_dict
 from common.lock import DirLock
 from common.storage import is_remote, local_path
-from shards.manifest import MANIFEST_NAME, REJECTS_NAME, Manifest, ManifestError, ShardEntry
-from shards.schema import SPLITS
-from shards.verify import index_problems
+from shards.manifest import Manifest
+
+__all__ = [
+    "BuildError",
+    "BuildOptions",
+    "build_limits",
+    "ensure_generated_parents",
+    "generated_description",
+    "make_shards",
+    "package_versions",
+    "prepare_source",
+    "source_description",
+    "write_rejects",
+]
+
+MIN_TASKS_IN_FLIGHT = 32
+TASKS_PER_WORKER = 4
 
 VERSIONED_PACKAGES = (
     "numpy",
@@ -168,112 +186,21 @@ def source_description(spec: SourceSpec) -> dict[str, Any]:
     }
 
 
-def _check_existing(out_dir: Path, fingerprint: str, overwrite: bool) -> Manifest | None:
-    """Return the existing manifest to resume from, or None; refuse a config clash."""
-    mpath = out_dir / MANIFEST_NAME
-    if not mpath.exists():
-        return None
-    try:
-        old = Manifest.load(out_dir)
-    except ManifestError:
-        old = None
-    if old is not None and old.config_sha256 == fingerprint:
-        return old
-    if not overwrite:
-        raise BuildError(
-            f"{out_dir} already holds a dataset built with a different config or input "
-            f"(fingerprint {old.config_sha256[:12] if old else 'unreadable'} != {fingerprint[:12]}); "
-            "use --overwrite to replace it or choose another --out"
-        )
-    for split in SPLITS:
-        shutil.rmtree(out_dir / split, ignore_errors=True)
-    shutil.rmtree(out_dir / TASKS_DIR, ignore_errors=True)
-    for name in (MANIFEST_NAME, REJECTS_NAME):
-        (out_dir / name).unlink(missing_ok=True)
-    return None
+def tasks_in_flight(workers: int, executor: SubmitExecutor) -> int:
+    """Shard tasks submitted at once: enough to keep every worker busy, never all of them.
 
-
-def _reusable(out_dir: Path, task: ShardTask, old: Manifest | None) -> TaskSummary | None:
-    """The summary of a finished shard that can be kept as is, else None."""
-    if old is None:
-        return None
-    entry = next((s for s in old.shards if s.split == task.split and s.index == task.index), None)
-    summary = load_summary(summary_path(out_dir, task))
-    shard = out_dir / (entry.path if entry else "")
-    if entry is None or summary is None or not shard.is_file():
-        return None
-    if summary.sha256 != entry.sha256 or summary.n_planned != len(task.samples):
-        return None
-    if file_sha256(shard) != entry.sha256:
-        return None
-    if index_problems(shard, entry.sha256):  # a missing, stale or edited offset index
-        return None
-    return summary
-
-
-def _entry(s: TaskSummary) -> ShardEntry:
-    return ShardEntry(
-        path=s.path,
-        split=s.split,
-        index=s.index,
-        n_samples=s.n_samples,
-        n_pos=s.n_pos,
-        n_neg=s.n_neg,
-        sha256=s.sha256,
-        bytes=s.bytes,
-        n_planned=s.n_planned,
-        n_rejected=len(s.rejections),
-    )
-
-
-def write_rejects(out_dir: Path, rejects: list[dict[str, str]]) -> None:
-    """Write ``rejects.jsonl`` atomically (one JSON object per rejected parent)."""
-    with atomic_open(out_dir / REJECTS_NAME, "w") as fh:
-        for r in rejects:
-            fh.write(json.dumps(r, sort_keys=True) + "\n")
-
-
-def _finalise(
-    manifest: Manifest,
-    plan: Plan,
-    scan_rejections: list[Rejection],
-    summaries: list[TaskSummary],
-    out_dir: Path,
-) -> list[dict[str, str]]:
-    """Fill totals, rejections, injection stats and matching; write and return the rejects."""
-    summaries = sorted(summaries, key=lambda s: (SPLITS.index(s.split), s.index))
-    rejects = [r.to_json() for r in scan_rejections] + [r.to_json() for r in plan.rejections]
-    for s in summaries:
-        rejects.extend(s.rejections)
-    write_rejects(out_dir, rejects)
-    by_reason = Counter(r["reason"] for r in rejects)
-    by_stage = Counter(r["stage"] for r in rejects)
-    manifest.rejections = {
-        "n_parents": plan.n_parents,
-        "total": len(rejects),
-        "fraction": round(len(rejects) / max(plan.n_parents, 1), 6),
-        "by_reason": dict(sorted(by_reason.items())),
-        "by_stage": dict(sorted(by_stage.items())),
-        "file": REJECTS_NAME,
-    }
-    failed = Counter()
-    for s in summaries:
-        failed.update(s.failed_draws)
-    manifest.injection = {
-        "hosts_planned": sum(plan.assignment[sp].get("host", 0) for sp in SPLITS),
-        "hosts_accepted": sum(s.accepted for s in summaries),
-        "hosts_failed": by_reason.get("injection_failed", 0),
-        "draws": sum(s.draws for s in summaries),
-        "failed_draws_by_reason": dict(sorted(failed.items())),
-    }
-    manifest.matching = {
-        sp: matching_report(row for s in summaries if s.split == sp for row in s.match_rows)
-        for sp in SPLITS
-    }
-    manifest.shards = [_entry(s) for s in summaries]
-    manifest.recompute_splits()
-    manifest.status = "complete"
-    return rejects
+    ``TASKS_PER_WORKER`` per worker (``--workers``, or the worker threads of a Dask cluster the
+    executor is connected to, whichever is larger), at least ``MIN_TASKS_IN_FLIGHT``. A task's
+    planned samples exist in the main process only while it is in flight.
+    """
+    slots = workers
+    client = getattr(executor, "client", None)  # builder.executors_dask.DaskExecutor
+    if client is not None:
+        try:
+            slots = max(slots, sum(client.nthreads().values()))
+        except Exception:  # noqa: BLE001 - a hint only; the build does not depend on it
+            pass
+    return max(MIN_TASKS_IN_FLIGHT, TASKS_PER_WORKER * slots)
 
 
 def make_shards(
@@ -323,7 +250,7 @@ def _make_shards_locked(
     fingerprint = cfg.fingerprint(src_desc)
     for note in input_notices(src_desc, cfg.psf.moffat_beta):  # defaults for physical inputs
         print(f"builder: note: {note}", file=sys.stderr)
-    old = _check_existing(out_dir, fingerprint, options.overwrite)  # before touching any file
+    old = check_existing(out_dir, fingerprint, options.overwrite)  # before touching any file
     remove_stale_tmp(out_dir)  # under the lock, and only temporaries of dead writers
     own = executor is None
     executor = make_executor(options.executor, options.workers) if own else executor
@@ -349,8 +276,9 @@ def _build(
     """Scan, plan, run the shard tasks on ``executor``, finalise the manifest."""
     scan = scan_source(spec, spec.context.limits, executor=executor, max_parents=cfg.max_parents)
     plan = plan_build(scan, cfg, prepare_real(cfg, spec.context, executor))
+    release_unused_memory()  # the scan's and plan's transients; their columns stay
     early = [r.to_json() for r in (*scan.rejections, *plan.rejections)]
-    if message := _too_many_rejected(early, plan.n_parents, cfg, out_dir):
+    if message := too_many_rejected(early, plan.n_parents, cfg, out_dir):
         write_rejects(out_dir, early)  # abort before building any shard
         raise BuildError(message)
 
@@ -365,43 +293,33 @@ def _build(
         positives=plan.positives,
     )
     summaries: dict[tuple[str, int], TaskSummary] = {}
-    todo: list[ShardTask] = []
-    for task in plan.tasks:
-        kept = _reusable(out_dir, task, old)
+    todo: list[TaskSlot] = []
+    for slot in plan.slots:  # slots, not tasks: no planned sample is materialised here
+        kept = reusable(out_dir, slot, old)
         if kept is not None:
-            summaries[(task.split, task.index)] = kept
+            summaries[(slot.split, slot.index)] = kept
         else:
-            todo.append(task)
-    manifest.shards = [_entry(s) for s in summaries.values()]
+            todo.append(slot)
+    manifest.shards = [shard_entry(s) for s in summaries.values()]
     manifest.save(out_dir)
     if options.progress and summaries:
         print(f"builder: resuming: {len(summaries)} finished shard(s) kept, {len(todo)} to build")
-    results = submit_ordered(executor, run_task, ((t, cfg, spec, out_dir) for t in todo))
+    # Each task's sample list is made when it is submitted, a bounded number at a time.
+    calls = ((plan.task(slot), cfg, spec, out_dir) for slot in todo)
+    window = tasks_in_flight(options.workers, executor)
+    results = submit_ordered(executor, run_task, calls, window=window)
     bar = tqdm(results, total=len(todo), desc="shards", unit="shard", disable=not options.progress)
     for summary in bar:
         summaries[(summary.split, summary.index)] = summary
-        manifest.shards.append(_entry(summary))
+        manifest.shards.append(shard_entry(summary))
         manifest.save(out_dir)
         crash_point("shards")
     remove_stale_tmp(out_dir)  # left by workers lost mid-shard (Dask reran their tasks)
 
-    rejects = _finalise(manifest, plan, scan.rejections, list(summaries.values()), out_dir)
-    if message := _too_many_rejected(rejects, plan.n_parents, cfg, out_dir):
+    rejects = finalise(manifest, plan, scan.rejections, list(summaries.values()), out_dir)
+    if message := too_many_rejected(rejects, plan.n_parents, cfg, out_dir):
         manifest.status = "aborted"  # verify and the trainer refuse an aborted dataset
         manifest.save(out_dir)
         raise BuildError(message)
     manifest.save(out_dir)
     return manifest
-
-
-def _too_many_rejected(
-    rejects: list[dict[str, str]], n_total: int, cfg: BuildConfig, out_dir: Path
-) -> str | None:
-    """The abort message if the rejected fraction exceeds ``max_reject_fraction``, else None."""
-    rejects = [r for r in rejects if r["stage"] != EXCLUDE_STAGE]  # known-lens exclusions
-    return abort_message(
-        rejects,
-        n_total,
-        cfg.rejects.max_reject_fraction,
-        f"{str(out_dir).rstrip('/')}/{REJECTS_NAME}",
-    )
