@@ -15,9 +15,7 @@ highest-scoring controls (also per family) and the lowest-scoring positives, rea
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +28,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from common.atomic import atomic_open, atomic_write_text
+from common.atomic import atomic_open
+from common.jsonio import write_json  # noqa: F401 (re-exported: train.evaluate.write_json)
 from train.accounting import accounting, check_exactly_once
 from train.checkpoint import eval_weights, load_checkpoint, load_model_weights
 from train.config import config_from_dict
@@ -220,23 +219,6 @@ def _cutout_grid(
     ]
     images = np.stack([raw[k]["image"] for k in keys])
     return plot_cutout_grid(images, titles, path, suptitle=title)
-
-
-def _json_safe(obj: Any) -> Any:
-    """Non-finite floats -> None (strict JSON), recursively."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
-def write_json(obj: Any, path: str | Path) -> Path:
-    """Strict JSON (non-finite floats as null), written atomically."""
-    atomic_write_text(path, json.dumps(_json_safe(obj), indent=1, allow_nan=False) + "\n")
-    return Path(path)
 
 
 def write_report(
