@@ -36,3 +36,23 @@ def test_report_missing_input_is_a_clear_error(tmp_path, capsys):
     assert code == 2
     assert "metrics.json" in capsys.readouterr().err
     assert not (tmp_path / "R.md").exists()
+
+
+def test_report_shows_false_positives_per_family_with_counts(tmp_path):
+    import json
+
+    import numpy as np
+
+    from train.families import family_fpr
+
+    shards, run, ev = report_inputs(tmp_path)
+    labels = np.array([0] * 6 + [1] * 2)
+    logits = np.array([3.0, 0.1, 2.5, -1.0, 0.2, -2.0, 4.0, 1.0])
+    fams = ["ring", "ring", "spiral", "spiral", "lrg", "lrg", None, None]
+    body = json.loads((ev / "metrics.json").read_text())
+    body["by_family"] = family_fpr(labels, logits, fams, {"nfp0": 3.5, "nfp10": 0.15})
+    (ev / "metrics.json").write_text(json.dumps(body))
+    text = build_report(shards, run, ev)
+    row = {ln.split(" | ")[0]: ln for ln in text.splitlines() if ln.startswith("| ")}
+    assert row["| ring"].startswith("| ring | 2 | 0 of 2 [") and " | 1 of 2 [" in row["| ring"]
+    assert " | 3 of 6 [" in row["| all controls"]  # 3.0, 2.5 and 0.2 >= 0.15

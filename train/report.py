@@ -55,6 +55,24 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def family_table(by_family: dict[str, Any]) -> str:
+    """Markdown table of ``metrics.json`` -> ``by_family``: false positives per control family
+    at each operating point, as ``k of n`` with the rate's 95% interval."""
+    points = list(by_family["all"]["points"])
+    lines = [
+        "| control family | controls | " + " | ".join(f"FP at {p}" for p in points) + " |",
+        "|---|---|" + "---|" * len(points),
+    ]
+    groups = {**by_family["families"], "all controls": by_family["all"]}
+    for name, g in groups.items():
+        cells = [
+            f"{g['points'][p]['n_fp']} of {g['n']} {_fmt_ci(g['points'][p]['fpr_ci95'])}"
+            for p in points
+        ]
+        lines.append(f"| {name} | {g['n']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _required(path: Path) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"report input missing: {path}")
@@ -130,7 +148,8 @@ def build_report(shards: Path, run: Path, eval_dir: Path, base: Path | None = No
         )
     if (run / "history.png").is_file():
         out += ["", f"![history]({_link(run / 'history.png', base)})"]
-    metrics = json.loads(_required(eval_dir / "metrics.json").read_text())["metrics"]
+    eval_report = json.loads(_required(eval_dir / "metrics.json").read_text())
+    metrics = eval_report["metrics"]
     out += [
         "",
         "## Test split (`train eval`, best checkpoint, scores are float32 logits)",
@@ -146,7 +165,23 @@ def build_report(shards: Path, run: Path, eval_dir: Path, base: Path | None = No
         f"probabilities: {diag['frac_sigmoid1_bfloat16']:.3f} (float32: "
         f"{diag['frac_sigmoid1_float32']:.3f})."
     )
-    for png in ("roc.png", "score_hist.png", "top_controls.png", "bottom_positives.png"):
+    by_family = eval_report.get("by_family")
+    if by_family and by_family.get("families"):
+        out += [
+            "",
+            "False positives per control family (thresholds from the "
+            f"{by_family['threshold_source']} operating points; 95% intervals):",
+            "",
+            family_table(by_family),
+        ]
+    pngs = ["roc.png", "score_hist.png", "top_controls.png", "top_controls_by_family.png"]
+    pngs += ["bottom_positives.png", *sorted(p.name for p in eval_dir.glob("selection_*.png"))]
+    if (eval_dir / "selection.json").is_file():
+        out.append(
+            f"\nSelection function (recall binned by theta_E, source magnitude, arc S/N, "
+            f"seeing): [`selection.json`]({_link(eval_dir / 'selection.json', base)})."
+        )
+    for png in pngs:
         if (eval_dir / png).is_file():
             out.append(f"\n![{png}]({_link(eval_dir / png, base)})")
     return "\n".join(out) + "\n"
