@@ -102,6 +102,20 @@ def test_faber_jackson_and_magnitudes():
     assert m == pytest.approx(19.5, abs=2e-3)
 
 
+def test_redshift_for_magnitude_cached_curve_equals_the_direct_formula():
+    # the DM + K curve is tabulated once per (z_range, cosmology): same values as computing it
+    # on each call (the formula before the cache), bit for bit, on random magnitudes
+    from builder.inject.cosmology import distance_table
+
+    rng = np.random.default_rng(3)
+    for z_range, cosmo in (((0.05, 1.5), "Planck18"), ((0.1, 1.2), "Planck18")):
+        z = np.arange(z_range[0], z_range[1] + 5e-4, 1e-3)
+        curve = distance_table(cosmo).distance_modulus_mag(z) + k_correction_e_r_mag(z)
+        for m, a in zip(rng.uniform(15, 24, 50), rng.normal(-22, 0.6, 50), strict=True):
+            direct = float(np.interp(float(m) - float(a), curve, z))
+            assert redshift_for_magnitude(float(m), float(a), z_range, cosmo) == direct
+
+
 def test_source_redshift_distribution_matches_its_density():
     cfg = PopulationConfig()
     rng = np.random.default_rng(0)

@@ -215,12 +215,22 @@ def redshift_for_magnitude(
     """Redshift where an elliptical of absolute magnitude ``abs_mag_r`` appears at ``mag_r``.
 
     ``DM(z) + K_E(z)`` increases monotonically over ``z_range``; the root is found on a 0.001
-    grid by linear interpolation and clipped to ``z_range``.
+    grid by linear interpolation and clipped to ``z_range``. The grid and the curve are computed
+    once per ``(z_range, cosmology)`` (:func:`_magnitude_curve`).
     """
-    z = np.arange(z_range[0], z_range[1] + 5e-4, 1e-3)
-    curve = distance_table(cosmology).distance_modulus_mag(z) + k_correction_e_r_mag(z)
+    z, curve = _magnitude_curve(float(z_range[0]), float(z_range[1]), cosmology)
     target = float(mag_r) - float(abs_mag_r)
     return float(np.interp(target, curve, z))  # np.interp clips outside the curve's range
+
+
+@functools.lru_cache(maxsize=8)
+def _magnitude_curve(z_lo: float, z_hi: float, cosmology: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(z, DM(z) + K_E(z))`` on the 0.001 grid of :func:`redshift_for_magnitude` (read-only)."""
+    z = np.arange(z_lo, z_hi + 5e-4, 1e-3)
+    curve = distance_table(cosmology).distance_modulus_mag(z) + k_correction_e_r_mag(z)
+    z.setflags(write=False)
+    curve.setflags(write=False)
+    return z, curve
 
 
 def faber_jackson_sigma_kms(abs_mag_r: Any, cfg: PopulationConfig) -> np.ndarray:
