@@ -11,6 +11,7 @@ from builder.inject import InjectionConfig, inject_arc
 from builder.inject.noise import optimal_snr
 from builder.inject.visibility import (
     VisibilityConfig,
+    can_be_visible,
     measure_visibility,
     stacked_snr_above_1sigma,
 )
@@ -123,3 +124,33 @@ def test_config_errors_name_the_key():
         with pytest.raises(ConfigError) as err:
             from_mapping(VisibilityConfig, {key: value}, "injection.visibility")
         assert err.value.key == f"injection.visibility.{key}"
+
+
+def test_can_be_visible_is_the_image_free_part_of_measure_visibility():
+    # the sampler rejects a draw before its convolution when can_be_visible is False: then
+    # measure_visibility must say invisible for any arc; when True, visibility is the S/N alone
+    rng = np.random.default_rng(5)
+    arc = _box_arc(0.006, 0.009, 40)
+    configs = [
+        VisibilityConfig(),
+        VisibilityConfig(require_resolved=False),
+        VisibilityConfig(require_stretched=False, bands=("r", "z")),
+        VisibilityConfig(min_snr=0.0),
+    ]
+    n_false = 0
+    for _ in range(300):
+        cfg = configs[int(rng.integers(len(configs)))]
+        fwhm = list(rng.uniform(0.8, 2.0, 3))
+        theta_e, re, mu = rng.uniform(0.3, 3.0), rng.uniform(0.05, 1.5), rng.uniform(1.0, 20.0)
+        vis = measure_visibility(
+            arc * rng.uniform(0.1, 3), SIGMA, GAINS, fwhm, theta_e, re, mu, cfg, 3.0
+        )
+        ok = can_be_visible(fwhm, theta_e, re, mu, cfg, 3.0)
+        n_false += not ok
+        assert vis.visible == (ok and vis.snr >= cfg.min_snr)
+        assert ok == (
+            vis.magnified
+            and (vis.resolved or not cfg.require_resolved)
+            and (vis.stretched or not cfg.require_stretched)
+        )
+    assert 30 < n_false < 270  # both outcomes exercised

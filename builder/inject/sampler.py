@@ -13,7 +13,9 @@ brightness), then applies the cuts from cheapest to most expensive:
 3. ``visibility`` - LensPop-style visibility (:mod:`builder.inject.visibility`: stacked g+r S/N
    over the pixels above 1 sigma >= ``cfg.visibility.min_snr``, resolved, stretched); for a
    *hard* positive (a fraction ``cfg.visibility.hard_fraction`` of hosts, decided by one uniform
-   before the first draw) only the S/N floor ``cfg.visibility.hard_min_snr`` applies;
+   before the first draw) only the S/N floor ``cfg.visibility.hard_min_snr`` applies. The
+   criteria that need no image (resolved, stretched) are checked first, before the PSF
+   convolution (:func:`~builder.inject.visibility.can_be_visible`; same outcome and counts);
 4. ``arc_snr`` - matched-filter S/N of the PSF-convolved arc, g, r, z in quadrature,
    >= ``cfg.min_arc_snr`` (off by default).
 
@@ -45,7 +47,7 @@ from builder.inject.psf import band_betas, band_kernel_ffts, convolve
 from builder.inject.render import PixelGrid, render_components, trace_corners
 from builder.inject.source_light import SOURCE_LIGHTS, Photometry, SourceLight
 from builder.inject.source_light.base import uniform
-from builder.inject.visibility import measure_visibility
+from builder.inject.visibility import can_be_visible, measure_visibility
 from builder.photometry import nmgy_to_mag
 from builder.psfmodel import DEFAULT_MOFFAT_BETA
 from shards.schema import BANDS, PIXEL_SCALE_ARCSEC, STAMP_SHAPE, STAMP_SIZE_PIX
@@ -318,6 +320,12 @@ def inject_arc(
         if magnification < cfg.min_magnification:
             rejections["magnification"] += 1
             continue
+        re_arcsec = draw.source.half_light_radius_arcsec()
+        if not hard and not can_be_visible(
+            fwhms, theta_e, re_arcsec, magnification, vis_cfg, cfg.min_magnification
+        ):  # not resolved / stretched: invisible whatever the S/N, so skip the convolution
+            rejections["visibility"] += 1
+            continue
         flux = draw.source.total_flux_nmgy()
         # one FFT per component image, one kernel per band, then the component's band fluxes
         arc = None
@@ -330,7 +338,7 @@ def inject_arc(
             gains,
             fwhms,
             theta_e,
-            draw.source.half_light_radius_arcsec(),
+            re_arcsec,
             magnification,
             vis_cfg,
             cfg.min_magnification,

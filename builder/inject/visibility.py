@@ -198,17 +198,10 @@ def measure_visibility(
         [float(sigma_nmgy[i]) for i in idx],
         [float(gain_e_per_nmgy[i]) for i in idx],
     )
-    fwhm = max(float(fwhm_arcsec[i]) for i in idx)
-    half = 0.5 * fwhm
-    resolved = theta_e_arcsec**2 > source_re_arcsec**2 + half**2
-    stretched = magnification * source_re_arcsec > half
-    magnified = magnification >= min_magnification
-    visible = (
-        snr >= cfg.min_snr
-        and magnified
-        and (resolved or not cfg.require_resolved)
-        and (stretched or not cfg.require_stretched)
+    fwhm, resolved, stretched, magnified = _geometry(
+        fwhm_arcsec, theta_e_arcsec, source_re_arcsec, magnification, cfg, min_magnification
     )
+    visible = snr >= cfg.min_snr and _geometry_ok(resolved, stretched, magnified, cfg)
     return Visibility(
         snr=snr,
         n_pix_above_1sigma=n_pix,
@@ -218,3 +211,48 @@ def measure_visibility(
         fwhm_arcsec=fwhm,
         visible=bool(visible),
     )
+
+
+def _geometry(
+    fwhm_arcsec: Sequence[float],
+    theta_e_arcsec: float,
+    source_re_arcsec: float,
+    magnification: float,
+    cfg: VisibilityConfig,
+    min_magnification: float,
+) -> tuple[float, bool, bool, bool]:
+    """FWHM of the stack and the resolved, stretched and magnified criteria (no image needed)."""
+    fwhm = max(float(fwhm_arcsec[BANDS.index(b)]) for b in cfg.bands)
+    half = 0.5 * fwhm
+    resolved = theta_e_arcsec**2 > source_re_arcsec**2 + half**2
+    stretched = magnification * source_re_arcsec > half
+    magnified = magnification >= min_magnification
+    return fwhm, bool(resolved), bool(stretched), bool(magnified)
+
+
+def _geometry_ok(resolved: bool, stretched: bool, magnified: bool, cfg: VisibilityConfig) -> bool:
+    return (
+        magnified
+        and (resolved or not cfg.require_resolved)
+        and (stretched or not cfg.require_stretched)
+    )
+
+
+def can_be_visible(
+    fwhm_arcsec: Sequence[float],
+    theta_e_arcsec: float,
+    source_re_arcsec: float,
+    magnification: float,
+    cfg: VisibilityConfig,
+    min_magnification: float = 3.0,
+) -> bool:
+    """Whether the criteria that need no image (resolved, stretched, magnified) all hold.
+
+    When this is False, :func:`measure_visibility` returns ``visible=False`` for any arc with
+    these values (same arithmetic), so the sampler rejects such a draw before convolving it.
+    Parameters as for :func:`measure_visibility`.
+    """
+    _, resolved, stretched, magnified = _geometry(
+        fwhm_arcsec, theta_e_arcsec, source_re_arcsec, magnification, cfg, min_magnification
+    )
+    return _geometry_ok(resolved, stretched, magnified, cfg)
