@@ -17,7 +17,12 @@ from builder.inject.population import PopulationConfig, source_redshift_from_uni
 from builder.inject.render import PixelGrid, render_components
 from builder.inject.source_colours import colour_span
 from builder.inject.source_light import SOURCE_LIGHTS
-from builder.inject.source_light.clumpy import ClumpyConfig, ClumpyLight, knot_positions
+from builder.inject.source_light.clumpy import (
+    ClumpyConfig,
+    ClumpyLight,
+    KnotsProfile,
+    knot_positions,
+)
 from builder.photometry import nmgy_to_mag
 from common.configio import ConfigError, from_mapping
 from shards.schema import BANDS, PIXEL_SCALE_ARCSEC, STAMP_SIZE_PIX
@@ -147,3 +152,25 @@ def test_config_errors_name_the_key():
         with pytest.raises(ConfigError) as err:
             from_mapping(ClumpyConfig, {key: value}, "injection.source.clumpy")
         assert err.value.key == where
+
+
+def test_knots_skipping_far_points_equals_summing_every_knot():
+    # KnotsProfile skips points whose every term is exp(<= -800) == 0.0: the result must be
+    # bit for bit the plain sum over all knots (the formula before the skip), float32 and 64
+    assert float(np.exp(-800.0)) == 0.0
+    rng = np.random.default_rng(11)
+    for trial in range(300):
+        k, sigma = int(rng.integers(3, 26)), float(rng.uniform(0.01, 0.3))
+        xk, yk = rng.normal(0, 0.3, k), rng.normal(0, 0.3, k)
+        prof = KnotsProfile(xk, yk, sigma, (0.0, 0.0))
+        shape = [(65, 65), (300, 16), (7,)][trial % 3]
+        dtype = np.float32 if trial % 2 else np.float64
+        spread = float(rng.choice([0.1, 0.5, 3.0]))
+        bx = rng.normal(0, spread, shape).astype(dtype)
+        by = rng.normal(0, spread, shape).astype(dtype)
+        direct = np.zeros(shape)
+        for x0, y0 in zip(xk, yk, strict=True):
+            direct += np.exp(-((bx - x0) ** 2 + (by - y0) ** 2) * (0.5 / sigma**2))
+        direct = (direct * (1.0 / (2.0 * np.pi * sigma**2 * k))).astype(dtype)
+        got = prof.unit_surface_brightness(bx, by)
+        assert got.dtype == dtype and np.array_equal(got, direct)

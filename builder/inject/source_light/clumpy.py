@@ -91,6 +91,11 @@ class ClumpyConfig:
         self.colours.validate(f"{prefix}.colours")
 
 
+#: ``exp(-x)`` is exactly 0.0 in float64 for ``x >= EXP_ZERO_ARG`` (it underflows below
+#: ``exp(-745.2)``): knot terms that far out are skipped by ``KnotsProfile``.
+EXP_ZERO_ARG = 800.0
+
+
 @dataclass(frozen=True)
 class KnotsProfile:
     """Unit-flux sum of equal circular Gaussian knots (a :class:`~.base.UnitProfile`).
@@ -113,16 +118,45 @@ class KnotsProfile:
     def unit_surface_brightness(
         self, beta_x_arcsec: np.ndarray, beta_y_arcsec: np.ndarray
     ) -> np.ndarray:
-        """Surface brightness, arcsec^-2, integrating to 1 (float32 in, float32 out)."""
+        """Surface brightness, arcsec^-2, integrating to 1 (float32 in, float32 out).
+
+        The sum over knots of ``exp(-((x - x_k)^2 + (y - y_k)^2) / (2 sigma^2))`` in float64,
+        knot by knot. Points farther than ``sqrt(2 * EXP_ZERO_ARG) sigma`` from the knots'
+        bounding box are skipped: each of their terms is ``exp(-x)`` with ``x >= EXP_ZERO_ARG``,
+        exactly 0.0 in float64, so the result is bit for bit that of summing every term
+        (``tests/test_source_light.py``).
+        """
         bx = np.asarray(beta_x_arcsec)
         by = np.asarray(beta_y_arcsec)
         dtype = np.float32 if bx.dtype == np.float32 else np.float64
         inv2s2 = 0.5 / self.sigma_arcsec**2
         norm = 1.0 / (2.0 * math.pi * self.sigma_arcsec**2 * self.x_arcsec.size)
-        out = np.zeros(bx.shape, dtype=np.float64)
-        for xk, yk in zip(self.x_arcsec, self.y_arcsec, strict=True):
-            out += np.exp(-((bx - xk) ** 2 + (by - yk) ** 2) * inv2s2)
-        return (out * norm).astype(dtype, copy=False)
+        x64 = bx.astype(np.float64).ravel()  # exact, as the float32 - float64 operations do
+        y64 = by.astype(np.float64).ravel()
+        reach = math.sqrt(EXP_ZERO_ARG / inv2s2) * 1.001
+        gap_x = np.maximum(
+            np.maximum(float(self.x_arcsec.min()) - x64, x64 - float(self.x_arcsec.max())), 0.0
+        )
+        gap_y = np.maximum(
+            np.maximum(float(self.y_arcsec.min()) - y64, y64 - float(self.y_arcsec.max())), 0.0
+        )
+        idx = np.flatnonzero(~(gap_x * gap_x + gap_y * gap_y > reach * reach))  # NaN kept
+        out = np.zeros(x64.shape, dtype=np.float64)
+        if idx.size:
+            xs, ys = x64[idx], y64[idx]
+            acc = np.zeros(idx.size)
+            dx, dy = np.empty(idx.size), np.empty(idx.size)
+            for xk, yk in zip(self.x_arcsec.tolist(), self.y_arcsec.tolist(), strict=True):
+                np.subtract(xs, xk, out=dx)
+                np.multiply(dx, dx, out=dx)
+                np.subtract(ys, yk, out=dy)
+                np.multiply(dy, dy, out=dy)
+                np.add(dx, dy, out=dx)
+                np.multiply(dx, -inv2s2, out=dx)
+                np.exp(dx, out=dx)
+                acc += dx
+            out[idx] = acc
+        return (out.reshape(bx.shape) * norm).astype(dtype, copy=False)
 
     def peak_unit_sb_arcsec2(self) -> float:
         """Peak of one knot (a lower bound of the peak, so the adaptive cut is conservative)."""
