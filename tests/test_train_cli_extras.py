@@ -41,3 +41,16 @@ def test_report_subcommand_writes_relative_links_and_names_the_input(tmp_path, c
     assert "](../run/history.png)" in text and "](../eval/roc.png)" in text
     assert str(tmp_path) not in text  # no absolute paths
     assert text.splitlines()[0].startswith("# Lens-finder report: ")
+
+
+def test_selection_edges_flag_parses_and_refuses_bad_pairs(tmp_path, capsys):
+    from train.cli import parse_edges
+
+    assert parse_edges(["theta_e_arcsec=0.5,1,2", "psfsize_r=1,1.5"]) == {
+        "theta_e_arcsec": [0.5, 1.0, 2.0],
+        "psfsize_r": [1.0, 1.5],
+    }
+    argv = ["eval", "--checkpoint", str(tmp_path / "none.pt"), "--shards", str(tmp_path),
+            "--out", str(tmp_path / "ev"), "--selection-edges", "theta_e_arcsec=1,two"]  # fmt: skip
+    assert main(argv) == 2
+    assert "selection_edges" in capsys.readouterr().err

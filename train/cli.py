@@ -105,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     e.add_argument("--batch-size", type=int)
     e.add_argument("--workers", type=int)
+    e.add_argument(
+        "--selection-edges",
+        action="append",
+        default=[],
+        metavar="NAME=E1,E2,...",
+        help="bin edges of a selection-function quantity, e.g. theta_e_arcsec=0.5,1,1.5,2,3",
+    )
     e.add_argument("--no-progress", action="store_true")
     add_score_parser(sub)  # train score (train/score_cli.py)
     add_report_parsers(sub)  # train report, train dump-config (train/report_cli.py)
@@ -174,7 +181,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return _eval(args, out)
 
 
+def parse_edges(pairs: Sequence[str]) -> dict[str, list[float]]:
+    """``NAME=E1,E2,...`` pairs of ``--selection-edges`` -> ``{name: [edges]}``."""
+    edges: dict[str, list[float]] = {}
+    for pair in pairs:
+        name, sep, values = pair.partition("=")
+        try:
+            if not sep or not name:
+                raise ValueError
+            edges[name] = [float(v) for v in values.split(",")]
+        except ValueError:
+            raise ConfigError(
+                "selection_edges", f"expected NAME=E1,E2,... with numbers, got {pair!r}"
+            ) from None
+    return edges
+
+
 def _eval(args: argparse.Namespace, out: Path) -> int:
+    edges = parse_edges(args.selection_edges)
     args.shards = dataset_root(args.shards)
     check_shards(args.shards)
     if not args.checkpoint.is_file():
@@ -188,6 +212,7 @@ def _eval(args: argparse.Namespace, out: Path) -> int:
         batch_size=args.batch_size,
         num_workers=args.workers,
         progress=not args.no_progress,
+        selection_edges=edges or None,
     )
     summary = report["summary"]
     auc, headline = get_metric("auc"), get_metric(HEADLINE_METRIC)
