@@ -8,6 +8,8 @@ name          module                                      config section
 ``clumpy``    :mod:`~.clumpy` (Sersic + GalSim knots,     ``injection.source.clumpy``
               default)
 ``sersic``    :mod:`~.sersic` (smooth, one colour)        ``injection.source.sersic``
+``stamps``    :mod:`~.stamps` (user FITS images,          ``injection.source.stamps``
+              bilinear, lenstronomy INTERPOL)
 ============  ==========================================  ===============================
 
 To add a model: write one module with a config dataclass (``validate(prefix)``) and a
@@ -18,6 +20,7 @@ To add a model: write one module with a config dataclass (``validate(prefix)``) 
 from builder.inject.source_light import (  # noqa: F401  (import registers the models)
     clumpy,
     sersic,
+    stamps,
 )
 from builder.inject.source_light.base import (
     SOURCE_LIGHTS,
