@@ -195,10 +195,10 @@ def test_bad_directories_name_the_key(tmp_path):
         with pytest.raises(ConfigError) as err:
             source_cfg(directory)
         assert err.value.key == f"{PREFIX}.dir" and words in str(err.value)
-    cfg = from_mapping(SourceConfig, {"model": "stamps"}, "injection.source")  # dir left empty
-    with pytest.raises(ConfigError) as err:
-        StampLight.draw(np.random.default_rng(0), cfg, 0.0, 0.0)
+    with pytest.raises(ConfigError) as err:  # dir left empty: refused at config load
+        from_mapping(SourceConfig, {"model": "stamps"}, "injection.source")
     assert err.value.key == f"{PREFIX}.dir" and "required" in str(err.value)
+    from_mapping(SourceConfig, {"model": "sersic"}, "injection.source")  # unused: no dir needed
     with pytest.raises(ConfigError) as err:
         source_cfg(tmp_path, pixel_scale_arcsec=-1.0)
     assert err.value.key == f"{PREFIX}.pixel_scale_arcsec"

@@ -79,7 +79,9 @@ class SourceConfig:
     def validate(self, prefix: str = "injection.source") -> None:
         """Raise :class:`~common.configio.ConfigError` naming the first invalid key.
 
-        The model sections are validated where they are built (``from_mapping``).
+        The model sections are validated where they are built (``from_mapping``); the selected
+        model's section may add ``validate_selected(prefix)`` for what it needs only when used
+        (e.g. the stamps model's ``dir``).
         """
         models = sorted(SOURCE_LIGHTS)
         check(
@@ -87,6 +89,9 @@ class SourceConfig:
             f"{prefix}.model",
             f"unknown source-light model {self.model!r} (registered: {', '.join(models)})",
         )
+        selected = getattr(self.section(self.model), "validate_selected", None)
+        if selected is not None:  # what a model needs only when it is the one used
+            selected(f"{prefix}.{self.model}")
         check_range(self.mag_r, f"{prefix}.mag_r", lo=10.0, hi=35.0)
         check_seds(self.seds, f"{prefix}.seds")
         check_range(self.z, f"{prefix}.z", lo=0.01, hi=6.0)

@@ -97,6 +97,10 @@ class StampsConfig:
         if self.dir:
             validate_stamp_dir(self, prefix)
 
+    def validate_selected(self, prefix: str = "injection.source.stamps") -> None:
+        """When ``model: stamps`` is selected, ``dir`` is required (checked at config load)."""
+        stamp_files(self.dir, prefix)
+
 
 @dataclass(frozen=True)
 class InterpolatedProfile:
