@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from builder.columns import CHUNK_ROWS, concat_strings, first_occurrence, take_strings
+from builder.columns import (
+    CHUNK_ROWS,
+    PrefixedStrings,
+    concat_strings,
+    first_occurrence,
+    take_strings,
+)
 from builder.config import BuildConfig
 from builder.parents.base import Rejection
 from builder.plan_tasks import (
@@ -169,7 +175,9 @@ def plan_build(scan: ScanResult, cfg: BuildConfig, real: RealPositives | None = 
     rejections: list[Rejection] = list(pos.rejections) if pos is not None else []
     n_inputs = n_s + len(scan.rejections) + (n_p + len(pos.rejections) if pos is not None else 0)
     ids = concat_strings([pos.galaxy_id, scan.galaxy_id]) if pos is not None else scan.galaxy_id
-    locations = concat_strings([pos.location, scan.location]) if pos is not None else scan.location
+    locations = (
+        PrefixedStrings.concat([pos.location, scan.location]) if pos is not None else scan.location
+    )
     first = first_occurrence(ids)
     dup = first != np.arange(n_p + n_s)
     late: list[tuple[int, Rejection]] = []  # (input, rejection), sorted by input at the end
@@ -200,7 +208,7 @@ def plan_build(scan: ScanResult, cfg: BuildConfig, real: RealPositives | None = 
         out = ~s_dup & (near_real | (near_known & ~is_host))
         eligible &= ~out
         gone = np.flatnonzero(out)
-        gone_loc = take_strings(locations, gone + n_p)
+        gone_loc = locations.take(gone + n_p)
         for i, gid, loc in zip(gone.tolist(), take_strings(ids, gone + n_p), gone_loc, strict=True):
             reason, sep = (NEAR_REAL, sep_real[i]) if near_real[i] else (NEAR_KNOWN, sep_known[i])
             excluded[reason] += 1
@@ -224,12 +232,12 @@ def plan_build(scan: ScanResult, cfg: BuildConfig, real: RealPositives | None = 
     outcome = _add_outcomes(keys, items)
     for a in np.flatnonzero(outcome == REFUSED).tolist():
         i = int(items[a])
-        gid, loc = ids[i].as_py(), locations[i].as_py()
+        gid, loc = ids[i].as_py(), locations.get(i)
         detail = f"key {keys[a].as_py()} collides with another galaxy id"
         late.append((i, Rejection(gid, loc, "bad_galaxy_id", "plan", detail)))
     for i in np.flatnonzero(dup).tolist():
-        gid, loc = ids[i].as_py(), locations[i].as_py()
-        detail = f"first seen at {locations[int(first[i])].as_py()}"
+        gid, loc = ids[i].as_py(), locations.get(i)
+        detail = f"first seen at {locations.get(int(first[i]))}"
         late.append((i, Rejection(gid, loc, "duplicate_galaxy_id", "plan", detail)))
     rejections.extend(r for _, r in sorted(late, key=lambda t: t[0]))
 

@@ -135,7 +135,7 @@ class PlanColumns:
                 continue
             rows = items[where].astype(np.int64) - (0 if scan is self.positives else n_pos)
             ids = take_strings(scan.galaxy_id, rows)
-            locations = take_strings(scan.location, rows)
+            locations = scan.location.take(rows)
             chunks, in_chunk = scan.chunk[rows].tolist(), scan.row[rows].tolist()
             catalogs = scan.catalog[rows].tolist()
             for k, j in enumerate(where.tolist()):

@@ -6,8 +6,8 @@ Chunks are scanned in parallel (one executor call per chunk); results are concat
 order, so the outcome does not depend on the worker count.
 
 The result is held as columns, not per-galaxy Python objects (:class:`ScanResult`): ids and
-locations as Arrow string arrays, chunk and row as int32, the catalog as one float64 array of
-shape ``(n, len(CATALOG_FIELDS))``; about 120 bytes per galaxy (``docs/benchmarks.md``).
+locations as Arrow string arrays (locations front-coded per chunk), chunk and row as int32, the catalog as one float64 array of
+shape ``(n, len(CATALOG_FIELDS))``; about 110 bytes per galaxy (``docs/benchmarks.md``).
 
 When the source can list ids and catalog values without its stamps (a Parquet file that has every
 catalog column), the scan reads only those columns and each stamp is decoded and validated once,
@@ -23,7 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from builder.columns import column_nbytes, concat_strings, is_string_column, string_column
+from builder.columns import (
+    PrefixedStrings,
+    column_nbytes,
+    concat_strings,
+    is_string_column,
+    string_column,
+)
 from builder.executors import SerialExecutor, SubmitExecutor, submit_ordered
 from builder.parents.base import CatalogRow, ParentRecord, Rejection
 from builder.parents.open import SourceSpec, open_source
@@ -38,8 +44,9 @@ COLUMNS = ("galaxy_id", "location", "chunk", "row", "catalog")
 class ScanResult:
     """Columns of the accepted parent rows plus the rejections, in source order.
 
-    :func:`scan_source` returns it columnar: ``galaxy_id`` and ``location`` are Arrow string
-    arrays, ``chunk`` and ``row`` int32 arrays and ``catalog`` a float64 array of shape
+    :func:`scan_source` returns it columnar: ``galaxy_id`` is an Arrow string array,
+    ``location`` a :class:`~builder.columns.PrefixedStrings` (a chunk's common prefix once, the
+    rest per row), ``chunk`` and ``row`` int32 arrays and ``catalog`` a float64 array of shape
     ``(n, len(CATALOG_FIELDS))`` (values in :data:`CATALOG_FIELDS` order, ``ra``, ``dec``
     first). A result built by hand (tests, small callers) may hold plain lists instead;
     :meth:`columnar` converts them, and the plan calls it first.
@@ -63,7 +70,11 @@ class ScanResult:
         catalog = np.asarray(self.catalog, dtype=np.float64).reshape(n, len(CATALOG_FIELDS))
         return ScanResult(
             galaxy_id=_strings(self.galaxy_id),
-            location=_strings(self.location),
+            location=(
+                self.location
+                if isinstance(self.location, PrefixedStrings)
+                else PrefixedStrings.from_strings(self.location)
+            ),
             chunk=np.asarray(self.chunk, dtype=np.int32).reshape(n),
             row=np.asarray(self.row, dtype=np.int32).reshape(n),
             catalog=catalog,
@@ -73,7 +84,7 @@ class ScanResult:
     def is_columnar(self) -> bool:
         return (
             is_string_column(self.galaxy_id)
-            and is_string_column(self.location)
+            and isinstance(self.location, PrefixedStrings)
             and all(isinstance(getattr(self, c), np.ndarray) for c in ("chunk", "row", "catalog"))
         )
 
@@ -106,7 +117,7 @@ class ScanResult:
             return ScanResult().columnar()
         return ScanResult(
             galaxy_id=concat_strings([p.galaxy_id for p in parts]),
-            location=concat_strings([p.location for p in parts]),
+            location=PrefixedStrings.concat([p.location for p in parts]),
             chunk=np.concatenate([p.chunk for p in parts]),
             row=np.concatenate([p.row for p in parts]),
             catalog=np.concatenate([p.catalog for p in parts]),
