@@ -126,3 +126,28 @@ def test_no_unphysical_counts_near_the_caustic():
         if prev is not None:
             assert abs(n - prev) in (0, 1, 2)
         prev = n
+
+
+def test_scalar_newton_roots_equal_the_vectorised_iteration_bit_for_bit():
+    # find_images refines its seeds with builder/inject/newton.py (scalar, for speed): its roots
+    # must be exactly those of the vectorised iteration (lensing._newton_many), failures included
+    from builder.inject import lensing
+
+    rng = np.random.default_rng(7)
+    n_roots = 0
+    for trial in range(300):
+        te = float(rng.uniform(0.3, 3.0))
+        q = float(rng.choice([rng.uniform(0.2, 1.0), 1.0 - 1e-7]))  # also the round-lens path
+        lens = LensParams(te, q, float(rng.uniform(0, 180)), *rng.normal(0, 0.08, 2).tolist())
+        r, a = te * float(rng.uniform(0, 1.3)), float(rng.uniform(0, 2 * math.pi))
+        sx, sy = r * math.cos(a), r * math.sin(a)
+        seeds = [tuple(s) for s in rng.normal(0, te, (int(rng.integers(1, 10)), 2)).tolist()]
+        if trial % 7 == 0:
+            seeds += [(0.0, 0.0), (1e-12, -1e-12)]  # the singular centre
+        want = lensing._newton_many(lens, sx, sy, seeds)
+        got = lensing._refine(lens, sx, sy, seeds)
+        assert [None if w is None else (w[0].hex(), w[1].hex()) for w in want] == [
+            None if g is None else (float(g[0]).hex(), float(g[1]).hex()) for g in got
+        ]
+        n_roots += sum(g is not None for g in got)
+    assert n_roots > 300

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from builder.inject.newton import newton_roots
 from builder.inject.triangles import _triangle_hits, count_images  # noqa: F401 (re-export)
 
 #: Below this ``1 - q`` the SIE is evaluated as a singular isothermal sphere.
@@ -32,6 +33,7 @@ _SEED_CELLS_PER_THETA_E = 40
 _NEWTON_MAX_ITER = 60
 #: find_images: Newton backtracking steps 1, 1/2, 1/4, ... while > 1e-6 (2^-19 is the last).
 _BACKTRACK_STEPS = np.ldexp(1.0, -np.arange(20))
+_BACKTRACK_LIST: list[float] = _BACKTRACK_STEPS.tolist()
 #: find_images: a root is accepted when the source-plane residual is below this times theta_E.
 _ROOT_TOL_REL = 1e-10
 #: find_images: roots closer than this times theta_E are one image.
@@ -244,7 +246,7 @@ def find_images(lens: LensParams, source_x_arcsec: float, source_y_arcsec: float
     bx, by = ray_shoot(gx, gy, lens)
     seeds = _triangle_seeds(bx, by, sx, sy, gx, gy) + _residual_minima(bx, by, sx, sy, gx, gy)
     roots: list[tuple[float, float]] = []
-    for root in _newton_many(lens, sx, sy, seeds):
+    for root in _refine(lens, sx, sy, seeds):
         if root is None:
             continue
         if math.hypot(*root) < _CENTRAL_REL * te:
@@ -257,6 +259,21 @@ def find_images(lens: LensParams, source_x_arcsec: float, source_y_arcsec: float
     mu = 1.0 / ((1.0 - hxx) * (1.0 - hyy) - hxy * hxy)
     order = np.argsort(-np.abs(mu), kind="stable")
     return Images(xs[order], ys[order], mu[order])
+
+
+def _refine(
+    lens: LensParams, sx: float, sy: float, seeds: list[tuple[float, float]]
+) -> list[tuple[float, float] | None]:
+    """Newton roots from ``seeds``: scalar (:mod:`builder.inject.newton`), same values."""
+    q = float(lens.q)
+    if 1.0 - q < _ROUND_Q_TOL:
+        return _newton_many(lens, sx, sy, seeds)
+    tol = _ROOT_TOL_REL * float(lens.theta_e_arcsec)
+    return newton_roots(
+        float(lens.theta_e_arcsec), q, float(lens.phi_deg), float(lens.gamma1),
+        float(lens.gamma2), sx, sy, seeds, tol, _NEWTON_MAX_ITER, _BACKTRACK_LIST,
+        _PSI_FLOOR_ARCSEC,
+    )  # fmt: skip
 
 
 def _triangle_seeds(bx, by, sx, sy, gx, gy) -> list[tuple[float, float]]:
