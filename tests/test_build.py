@@ -173,8 +173,22 @@ def test_cli_inspect_and_dump_config(built, tmp_path):
 def test_committed_default_config_is_complete_and_current():
     from builder.config import BuildConfig
 
+    import yaml
+
     path = Path(__file__).resolve().parents[1] / "configs" / "build-default.yaml"
     assert load_build_config(path).to_dict() == BuildConfig().to_dict()
+
+    def keys(d: dict, prefix: str = "") -> set[str]:
+        out = set()
+        for k, v in d.items():
+            out.add(prefix + k)
+            if isinstance(v, dict) and v:
+                out |= keys(v, f"{prefix}{k}.")
+        return out
+
+    # complete: every key a user can set is in the file (regenerate: builder dump-config)
+    missing = keys(BuildConfig().to_dict()) - keys(yaml.safe_load(path.read_text()))
+    assert not missing, f"configs/build-default.yaml lacks {sorted(missing)[:8]}"
 
 
 def test_config_clash_is_refused_before_any_file_is_touched(tmp_path):
