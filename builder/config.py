@@ -199,8 +199,9 @@ class BuildConfig:
     """Everything that determines the bytes of a build (``workers`` and the executor do not).
 
     Each level is built and validated once, by :func:`common.configio.from_mapping`; a physical
-    parameter used by several stages has one key (``psf.moffat_beta``: synthetic render, depth
-    estimates of the readers, injection PSF).
+    parameter used by several stages has one key (``psf.moffat_beta``: the model PSF of parents
+    without their own, for the readers' depth estimates and the injected arcs; the synthetic
+    sky draws its per-object indices from ``input.synthetic.moffat_beta_range``).
     """
 
     seed: int = 0
