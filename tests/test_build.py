@@ -171,9 +171,9 @@ def test_cli_inspect_and_dump_config(built, tmp_path):
 
 
 def test_committed_default_config_is_complete_and_current():
-    from builder.config import BuildConfig
-
     import yaml
+
+    from builder.config import BuildConfig
 
     path = Path(__file__).resolve().parents[1] / "configs" / "build-default.yaml"
     assert load_build_config(path).to_dict() == BuildConfig().to_dict()
